@@ -1,0 +1,153 @@
+"""Every error this project raises, in one place.
+
+Hierarchy (modelled on httpx's single exceptions module)::
+
+    CaselleICError                  base; ``str(err)`` is a message that says what to fix
+    ├── ConfigError                 the biller TOML or a setting is wrong        (exit 2)
+    ├── InputError                  an input file cannot be read as a whole      (exit 2)
+    │                               carries file, line and column when known
+    ├── OutputError                 an output could not be written               (exit 2)
+    ├── LedgerError                 the ledger database refused or is unusable   (exit 2)
+    └── CaselleAPIError             talking to Caselle Connect failed
+        ├── RetriableError          safe to try again (nothing was committed)
+        │   ├── TransportError      connection refused / DNS / TLS before sending
+        │   ├── ServerError         HTTP 5xx or GraphQL INTERNAL on a *query*
+        │   └── AuthError           HTTP 401 / UNAUTHENTICATED: refresh and resend
+        ├── OutcomeUnknownError     a *mutation* was sent and the answer was lost
+        │                           (timeout, dropped connection, 5xx, INTERNAL):
+        │                           settle with receipts(confirmationNumber:) first
+        └── FatalAPIError           Caselle refused the request for good
+            ├── NotFoundError       NOT_FOUND
+            ├── AlreadyVoidedError  ALREADY_VOIDED
+            ├── BadUserInputError   BAD_USER_INPUT
+            └── SchemaValidationError  the document does not validate against the
+                                    local schema (never sent)
+
+Messages never contain a secret, a token or a full account number.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CaselleICError(Exception):
+    """Base class. ``exit_status`` is what the CLI exits with when this escapes a command."""
+
+    exit_status = 2
+
+
+class ConfigError(CaselleICError):
+    """The biller configuration is wrong. Names the file and the setting to fix."""
+
+    def __init__(self, message: str, *, file: str | Path | None = None, setting: str | None = None):
+        self.file = str(file) if file is not None else None
+        self.setting = setting
+        prefix = f"{self.file}: " if self.file else ""
+        super().__init__(prefix + message)
+
+
+class InputError(CaselleICError):
+    """An input file cannot be used at all (missing columns, wrong encoding, not CSV)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path,
+        line: int | None = None,
+        column: str | None = None,
+    ):
+        self.file = str(file)
+        self.line = line
+        self.column = column
+        where = self.file
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class OutputError(CaselleICError):
+    """An output file or directory could not be written."""
+
+
+class LedgerError(CaselleICError):
+    """The ledger database is unreachable or refused an operation."""
+
+
+class CaselleAPIError(CaselleICError):
+    """A call to Caselle Connect failed. ``code`` is the GraphQL ``extensions.code`` if any."""
+
+    retriable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ):
+        self.operation = operation
+        self.code = code
+        self.status = status
+        parts = [message]
+        if operation:
+            parts.append(f"operation={operation}")
+        if code:
+            parts.append(f"code={code}")
+        if status:
+            parts.append(f"http={status}")
+        super().__init__(" ".join(parts) if len(parts) == 1 else f"{message} ({', '.join(parts[1:])})")
+
+
+class RetriableError(CaselleAPIError):
+    retriable = True
+
+
+class TransportError(RetriableError):
+    """The request never reached Caselle (connection refused, DNS, TLS)."""
+
+
+class ServerError(RetriableError):
+    """HTTP 5xx or GraphQL INTERNAL for a request that is safe to repeat."""
+
+
+class AuthError(RetriableError):
+    """HTTP 401 or UNAUTHENTICATED: nothing was processed; refresh credentials and resend."""
+
+
+class OutcomeUnknownError(CaselleAPIError):
+    """A mutation was sent and its answer was lost. Settle before any resend."""
+
+
+class FatalAPIError(CaselleAPIError):
+    """Caselle refused the request for good; retrying will not help."""
+
+
+class NotFoundError(FatalAPIError):
+    pass
+
+
+class AlreadyVoidedError(FatalAPIError):
+    pass
+
+
+class BadUserInputError(FatalAPIError):
+    pass
+
+
+class SchemaValidationError(FatalAPIError):
+    """A GraphQL document failed validation against schemas/caselle_connect.graphql."""
+
+
+#: GraphQL ``extensions.code`` -> exception class for a refused request.
+ERROR_CODES: dict[str, type[CaselleAPIError]] = {
+    "UNAUTHENTICATED": AuthError,
+    "NOT_FOUND": NotFoundError,
+    "ALREADY_VOIDED": AlreadyVoidedError,
+    "BAD_USER_INPUT": BadUserInputError,
+    "INTERNAL": ServerError,
+}

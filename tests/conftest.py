@@ -1,0 +1,69 @@
+"""Shared fixtures. Area-specific fixtures live beside their tests.
+
+* ``prefect_harness``: one Prefect test server per session (it takes ~13 s to start).
+* ``pg_url``: a real PostgreSQL database on 127.0.0.1:5432 (created if missing). When
+  the server is not reachable the PostgreSQL tests are skipped, unless
+  ``CASELLE_IC_REQUIRE_POSTGRES=1`` (set by .ci/run), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+os.environ.pop("PREFECT_API_URL", None)  # CLI tests run the direct path unless they opt in
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+VENV_BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("CASELLE_IC_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_TEST_DB = os.environ.get("CASELLE_IC_PG_DB", "caselle_ic_test")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    import sqlalchemy as sa
+
+    try:
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("select 1 from pg_database where datname = :d"), {"d": PG_TEST_DB}
+            ).scalar()
+            if not exists:
+                conn.execute(sa.text(f'create database "{PG_TEST_DB}"'))
+        admin.dispose()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        if os.environ.get("CASELLE_IC_REQUIRE_POSTGRES") == "1":
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_TEST_DB
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``caselle-ic`` console script as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(VENV_BIN / "caselle-ic"), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
