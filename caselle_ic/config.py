@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
@@ -215,6 +215,7 @@ class BillerConfig:
     extract: ExtractSection
     lockbox: LockboxSection
     paths: Paths
+    unresolved: dict[Setting, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"BillerConfig(name={self.name!r}, source={str(self.source)!r})"
@@ -235,6 +236,9 @@ class BillerConfig:
         return self.settings.get(setting)
 
     def secret(self, setting: Setting) -> SecretStr | None:
+        """A password setting's value; ConfigError if its reference could not be resolved."""
+        if setting in self.unresolved:
+            raise ConfigError(self.unresolved[setting], setting=setting.label)
         return self.secrets.get(setting)
 
     # -- endpoints -------------------------------------------------------------------
@@ -242,7 +246,7 @@ class BillerConfig:
         u = self.settings.get(url)
         if not u:
             return None
-        return Endpoint(name, u, self.settings.get(user), self.secrets.get(pw))
+        return Endpoint(name, u, self.settings.get(user), self.secret(pw))
 
     def endpoint(
         self, purpose: Literal["rtdr", "payments", "paperless", "autopay", "ach_rejects"]
@@ -299,7 +303,7 @@ class BillerConfig:
 
     @property
     def oauth_secret(self) -> SecretStr | None:
-        return self.secrets.get(Setting.OAUTH_PASSWORD)
+        return self.secret(Setting.OAUTH_PASSWORD)
 
     @property
     def allocate_to_invoice(self) -> bool:
@@ -343,6 +347,7 @@ def load_config(path: str | Path) -> BillerConfig:
 
     settings: dict[Setting, str] = {}
     secrets: dict[Setting, SecretStr] = {}
+    unresolved: dict[Setting, str] = {}
     for key, value in parsed.settings.items():
         try:
             sid = Setting(int(key))
@@ -363,7 +368,12 @@ def load_config(path: str | Path) -> BillerConfig:
                     setting=sid.label,
                 )
             if text:
-                secrets[sid] = SecretStr(resolve_reference(text, what=sid.label, file=src))
+                # A secret that cannot be resolved now (env var not exported) is only an
+                # error for the commands that need it: invoices need no password.
+                try:
+                    secrets[sid] = SecretStr(resolve_reference(text, what=sid.label, file=src))
+                except ConfigError as exc:
+                    unresolved[sid] = str(exc)
             continue
         text = resolve_reference(text, what=sid.label, file=src)
         if text:
@@ -371,7 +381,9 @@ def load_config(path: str | Path) -> BillerConfig:
 
     base = src.resolve().parent
     p = parsed.paths
-    paths = Paths(*(base / getattr(p, f) for f in ("inbox", "outbox", "archive", "error", "state")))
+    paths = Paths(
+        *((base / getattr(p, f)).resolve() for f in ("inbox", "outbox", "archive", "error", "state"))
+    )
     b = parsed.biller
     return BillerConfig(
         source=src,
@@ -385,6 +397,7 @@ def load_config(path: str | Path) -> BillerConfig:
         extract=parsed.extract,
         lockbox=parsed.lockbox,
         paths=paths,
+        unresolved=unresolved,
     )
 
 
