@@ -81,14 +81,21 @@ def _record_lines(path: Path, encoding: str, table: pa.Table) -> np.ndarray:
         return np.arange(2, n_records + 2, dtype=np.int64)
     starts = np.empty(n_records, dtype=np.int64)
     with path.open("r", encoding=_py_encoding(encoding), newline="") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, strict=True)
         next(reader, None)
         i, start = 0, reader.line_num + 1
-        for row in reader:
-            if row and i < n_records:
-                starts[i] = start
-                i += 1
-            start = reader.line_num + 1
+        try:
+            for row in reader:
+                if row and i < n_records:
+                    starts[i] = start
+                    i += 1
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise InputError(
+                f"is not valid CSV from this line on ({exc}); look for an unbalanced double quote",
+                file=path,
+                line=start,
+            ) from None
     return starts
 
 

@@ -1,0 +1,82 @@
+"""Reading inputs as text with header aliases and clear errors (SPEC §2, §10)."""
+
+from __future__ import annotations
+
+import pytest
+
+from caselle_ic.csvin import read_text_csv
+from caselle_ic.errors import InputError
+
+
+def test_values_stay_text_and_headers_map_case_insensitively(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_bytes(b'\xef\xbb\xbfACCT NO,Customer_Name,amount\r\n00123,"Smith, ""J""",1.50\r\n0099,Lee,2\r\n')
+    df = read_text_csv(
+        p, column_map={"Acct No": "account_number"}, required=["account_number", "customer_name"]
+    )
+    assert list(df["account_number"]) == ["00123", "0099"]
+    assert list(df["customer_name"]) == ['Smith, "J"', "Lee"]
+    assert list(df["amount"]) == ["1.50", "2"]
+    assert list(df["_line"]) == [2, 3]
+
+
+def test_line_numbers_follow_quoted_newlines(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text('a,b\n1,"two\nlines"\n3,4\n', encoding="utf-8")
+    df = read_text_csv(p)
+    assert list(df["_line"]) == [2, 4]
+    assert df["b"].iloc[0] == "two\nlines"
+
+
+def test_known_columns_are_kept_and_missing_optional_ones_added_empty(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b,zz\n1,2,3\n", encoding="utf-8")
+    df = read_text_csv(p, known=["a", "b", "c"])
+    assert list(df.columns) == ["a", "b", "c", "_line"]
+    assert df["c"].iloc[0] == ""
+
+
+def test_missing_required_column_names_it_and_the_fix(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        read_text_csv(p, required=["account_number"])
+    msg = str(err.value)
+    assert str(p) in msg and "line 1" in msg and "account_number" in msg and "[extract].columns" in msg
+
+
+def test_wrong_encoding_names_the_line_and_suggests_cp1252(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_bytes("a,b\n1,2\nJos\u00e9,3\n".encode("cp1252"))
+    with pytest.raises(InputError, match=r"line 3: byte 0xe9 is not valid utf-8.*cp1252"):
+        read_text_csv(p)
+    assert read_text_csv(p, encoding="cp1252")["a"].iloc[1] == "Jos\u00e9"
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02binary", "binary"),
+        (b"just one column\nvalue\n", "not comma-delimited"),
+        (b"a,b\n1,2\n3\n", r"line 3: has 1 fields where the header has 2"),
+        (b'a,b\n1,"unterminated\n', "line"),
+    ],
+)
+def test_not_csv_is_refused_clearly(tmp_path, content, pattern):
+    p = tmp_path / "x.csv"
+    p.write_bytes(content)
+    with pytest.raises(InputError, match=pattern):
+        read_text_csv(p)
+
+
+def test_two_headers_mapping_to_one_column_is_refused(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("Acct No,account_number\n1,2\n", encoding="utf-8")
+    with pytest.raises(InputError, match="both map to 'account_number'"):
+        read_text_csv(p, column_map={"Acct No": "account_number"})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_text_csv(tmp_path / "nope.csv")
