@@ -111,7 +111,7 @@ def test_env_reference_resolves_and_missing_env_is_an_error_only_when_used(tmp_p
     assert cfg.get(Setting.PAYMENTS_URL) == "http://127.0.0.1:1/tp/api/cr0/graphql"
     with pytest.raises(ConfigError, match="NOPE_NOT_SET, which is not set"):
         cfg.endpoint("payments")
-    with pytest.raises(ConfigError, match="setting 8 .* is not set"):
+    with pytest.raises(ConfigError, match=r"setting 8 .* is not set"):
         cfg.endpoint("rtdr")
 
 
@@ -121,7 +121,8 @@ def test_secondary_endpoints_and_ach_rejects_fallback(tmp_path, monkeypatch):
         write(
             tmp_path,
             '[settings]\n8 = "http://a"\n88 = "http://b"\n9 = "u"\n10 = "env:PW"\n'
-            '11 = "http://p"\n12 = "u"\n13 = "env:PW"\n14 = "http://c"\n111 = "http://d"\n112 = "u2"\n113 = "env:PW"\n',
+            '11 = "http://p"\n12 = "u"\n13 = "env:PW"\n14 = "http://c"\n'
+            '111 = "http://d"\n112 = "u2"\n113 = "env:PW"\n',
         )
     )
     rtdr = cfg.endpoint("rtdr")
