@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterable, Mapping
+import ctypes
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +25,20 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from caselle_ic.errors import InputError
+from caselle_ic.values import empty_strings, string_series
 
 LINE = "_line"
 
 
-def _decode_check(path: Path, encoding: str) -> None:
-    """Raise InputError naming the line of the first byte that does not decode."""
+def _decode_check(path: Path, encoding: str) -> int:
+    """Raise InputError naming the line of the first byte that does not decode.
+
+    Returns the number of line feeds in the file (the same pass counts them), which
+    tells :func:`_record_lines` whether every record sits on its own line."""
     decoder = codecs.getincrementaldecoder(encoding)()
     line = 1
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
+        while chunk := fh.read(1 << 24):
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
@@ -49,6 +55,17 @@ def _decode_check(path: Path, encoding: str) -> None:
                     line=line,
                 ) from None
             line += chunk.count(b"\n")
+    return line - 1
+
+
+def _trailing_line_feeds(path: Path) -> int:
+    """Line feeds in the run of CR/LF at the very end of the file (trailing blank lines)."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - 4096))
+        tail = fh.read()
+    stripped = tail.rstrip(b"\r\n")
+    return tail[len(stripped) :].count(b"\n")
 
 
 def _explain_parse_failure(path: Path, encoding: str, width: int) -> InputError:
@@ -72,12 +89,14 @@ def _explain_parse_failure(path: Path, encoding: str, width: int) -> InputError:
     return InputError("is not a readable CSV file", file=path)
 
 
-def _record_lines(path: Path, encoding: str, table: pa.Table) -> np.ndarray:
-    """Physical start line of each data record (header is line 1)."""
+def _record_lines(path: Path, encoding: str, table: pa.Table, line_feeds: int) -> np.ndarray:
+    """Physical start line of each data record (header is line 1).
+
+    Fast path: when the file has exactly one line feed between consecutive lines of
+    header + records (no quoted line break, no blank line; trailing blank lines do not
+    count), record i starts at line i + 2. Otherwise the csv module numbers them."""
     n_records = table.num_rows
-    multiline = any(pc.any(pc.match_substring_regex(col, "[\r\n]")).as_py() for col in table.columns)
-    # Fast path: no quoted line breaks -> record i starts at line i + 2.
-    if not multiline:
+    if line_feeds - _trailing_line_feeds(path) == n_records and not _values_have_line_breaks(table):
         return np.arange(2, n_records + 2, dtype=np.int64)
     starts = np.empty(n_records, dtype=np.int64)
     with path.open("r", encoding=_py_encoding(encoding), newline="") as fh:
@@ -97,6 +116,39 @@ def _record_lines(path: Path, encoding: str, table: pa.Table) -> np.ndarray:
                 line=start,
             ) from None
     return starts
+
+
+def _memchr() -> Callable[[int, int, int], int | None] | None:
+    try:
+        libc = ctypes.CDLL(None)
+        fn = libc.memchr
+    except (OSError, AttributeError):  # pragma: no cover - not a glibc/BSD libc
+        return None
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    return fn  # type: ignore[no-any-return]
+
+
+_MEMCHR = _memchr()
+
+
+def _values_have_line_breaks(table: pa.Table) -> bool:
+    """Whether any value holds CR or LF (a quoted line break, or an unterminated quote).
+
+    Scans each column's data buffer with libc ``memchr`` (gigabytes per second); a
+    buffer may hold bytes outside the chunk's slice, which can only make this say yes."""
+    for column in table.columns:
+        for chunk in column.chunks:
+            data = chunk.buffers()[2] if len(chunk) else None
+            if data is None or data.size == 0:
+                continue
+            if _MEMCHR is None:  # pragma: no cover
+                if pc.any(pc.match_substring_regex(chunk, "[\r\n]")).as_py():
+                    return True
+                continue
+            if _MEMCHR(data.address, 10, data.size) or _MEMCHR(data.address, 13, data.size):
+                return True
+    return False
 
 
 def _py_encoding(encoding: str) -> str:
@@ -125,6 +177,48 @@ def read_text_csv(
     * ``known``: canonical columns to keep (others are dropped); None keeps all.
     Missing optional columns from ``known`` are added as empty.
     """
+    text = read_text_table(
+        path, encoding=encoding, column_map=column_map, required=required, known=known, what=what
+    )
+    frame = pd.DataFrame({name: string_series(text.table.column(name)) for name in text.table.column_names})
+    frame[LINE] = text.lines
+    return frame
+
+
+@dataclass
+class TextTable:
+    """A CSV file read as text: Arrow ``string`` columns with canonical names, and the
+    physical line where each record starts. Big inputs stay in Arrow (4-byte offsets,
+    no per-value Python objects); :func:`read_text_csv` is the pandas view of it.
+
+    Mutable on purpose: a pipeline that has consumed some columns drops them with
+    :meth:`drop` so their memory is released even while a caller still holds this object.
+    """
+
+    path: Path
+    table: pa.Table
+    lines: np.ndarray
+    present: list[str] = field(default_factory=list)  # canonical columns the header had
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def drop(self, columns: Iterable[str]) -> None:
+        names = set(columns)
+        self.table = self.table.drop_columns([c for c in self.table.column_names if c in names])
+
+
+def read_text_table(
+    path: str | Path,
+    *,
+    encoding: str = "utf-8",
+    column_map: Mapping[str, str] | None = None,
+    required: Iterable[str] = (),
+    known: Iterable[str] | None = None,
+    what: str = "input",
+) -> TextTable:
+    """Like :func:`read_text_csv`, returning the Arrow table and line numbers."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"the {what} file does not exist", file=p)
@@ -140,7 +234,7 @@ def read_text_csv(
         raise InputError(f"the {what} file is empty; expected a header row", file=p, line=1)
     if b"\x00" in head:
         raise InputError(f"the {what} file is binary, not CSV text", file=p, line=1)
-    _decode_check(p, encoding)
+    line_feeds = _decode_check(p, encoding)
     with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
         try:
             header = next(csv.reader(fh), [])
@@ -160,6 +254,7 @@ def read_text_csv(
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 # every value is text: account numbers keep their leading zeros
+                # large_string: what pandas' string dtype holds, so no copy later
                 column_types={name: pa.string() for name in header},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
@@ -199,15 +294,15 @@ def read_text_csv(
             column=missing[0],
         )
     keep = list(known) if known is not None else canonical
-    cols: dict[str, pd.Series] = {}
+    cols: dict[str, pa.ChunkedArray] = {}
     for raw, canon in zip(raw_names, canonical, strict=True):
-        if canon not in keep:
-            continue
-        cols[canon] = table.column(raw).to_pandas(types_mapper=pd.ArrowDtype).astype("string")
+        if canon in keep:
+            cols[canon] = table.column(raw)
     n = table.num_rows
+    present = [c for c in keep if c in cols]
     for canon in keep:
         if canon not in cols:
-            cols[canon] = pd.Series([""] * n, dtype="string")
-    frame = pd.DataFrame({c: cols[c] for c in keep})
-    frame[LINE] = _record_lines(p, encoding, table)
-    return frame
+            cols[canon] = pa.chunked_array([empty_strings(n).cast(pa.string())])
+    lines = _record_lines(p, encoding, table, line_feeds)
+    out = pa.table([cols[c] for c in keep], names=keep)
+    return TextTable(path=p, table=out, lines=lines, present=present)

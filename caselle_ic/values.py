@@ -10,53 +10,165 @@ inputs that could not be parsed, so callers quarantine exactly those rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # 1234.5 | 1,234.50 | $1,234.50 | -12.00 | -$12.00 | (12.00) | ($12.00) | .50
-_AMOUNT = r"^(?P<neg>-)?\$?(?P<int>\d{1,3}(?:,\d{3})+|\d*)(?:\.(?P<frac>\d{1,2}))?\Z"
-_PAREN = r"^\((?P<inner>[^()]*)\)\Z"
+# One RE2 pattern (Arrow compute, no look-arounds): the groups are checked afterwards.
+_AMOUNT = (
+    r"^(?:(?P<open>\()\s*)?(?P<neg>-)?\$?(?P<int>\d{1,3}(?:,\d{3})+|\d*)"
+    r"(?:\.(?P<frac>\d{1,2}))?(?:\s*(?P<close>\)))?$"
+)
+_PLAIN_AMOUNT = r"^-?\d{1,13}\.\d{2}$"
 _MAX_DIGITS = 15  # 10**15 cents: far beyond any bill, far below int64 overflow
 
 
-def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | (s.str.strip() == "")
+def arrow_strings(s: pd.Series) -> pa.ChunkedArray:
+    """The values of a text Series as an Arrow ``large_string`` array (zero-copy when the
+    Series is Arrow-backed, as everything csvin reads is)."""
+    arr = s.array
+    if hasattr(arr, "__arrow_array__") and isinstance(s.dtype, pd.StringDtype | pd.ArrowDtype):
+        out = arr.__arrow_array__()
+        chunked = out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+    else:
+        chunked = pa.chunked_array([pa.array(s.astype(object), type=pa.large_string(), from_pandas=True)])
+    if chunked.type != pa.large_string():
+        chunked = chunked.cast(pa.large_string())
+    return chunked
+
+
+def string_series(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
+    """An Arrow string array as a pandas ``string`` Series (zero-copy)."""
+    chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    if chunked.type != pa.large_string():
+        chunked = chunked.cast(pa.large_string())
+    return pd.Series(pd.arrays.ArrowStringArray(chunked), index=index, copy=False)
+
+
+def empty_strings(n: int) -> pa.Array:
+    """``n`` empty strings, without allocating ``n`` Python objects."""
+    offsets = pa.py_buffer(np.zeros(n + 1, dtype=np.int64))
+    return pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(b""))
+
+
+def _by_distinct(
+    s: pd.Series, parse: Callable[[pa.Array], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``parse`` (Arrow strings -> values, bad) once per distinct value and map the
+    results back: a cycle repeats its dates and many of its amounts on every line."""
+    arr = pc.utf8_trim_whitespace(arrow_strings(s)).combine_chunks()
+    n = len(arr)
+    if n <= 1000:
+        return parse(arr)
+    # Hashing millions of distinct values costs more than parsing them: sample first.
+    sample = pc.count_distinct(arr.slice(0, 50_000)).as_py()
+    if sample > min(n, 50_000) // 10:
+        return parse(arr)
+    encoded = pc.dictionary_encode(arr)
+    null = encoded.is_null().to_numpy(zero_copy_only=False)
+    if len(encoded.dictionary) == 0:  # every value null
+        return parse(arr)
+    dict_values, dict_bad = parse(encoded.dictionary)
+    idx = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    values = dict_values[idx]
+    bad = dict_bad[idx] & ~null
+    if null.any():
+        values[null] = _missing_like(values)
+    return values, bad
+
+
+def _missing_like(values: np.ndarray) -> Any:
+    return np.datetime64("NaT") if values.dtype.kind == "M" else _NA_CENTS
+
+
+def lstr(value: str) -> pa.Scalar:
+    """A ``large_string`` scalar (Arrow kernels do not mix string and large_string)."""
+    return pa.scalar(value, pa.large_string())
+
+
+#: Placeholder for a blank amount inside the int64 arrays (never written: masked first).
+_NA_CENTS = np.iinfo(np.int64).min
+
+
+def _parse_cents_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Arrow strings (trimmed) -> int64 cents (``_NA_CENTS`` when blank or bad), bad mask."""
+    n = len(arr)
+    blank = pc.fill_null(pc.equal(pc.utf8_length(arr), 0), True).to_numpy(zero_copy_only=False)
+    # Fast path: the plain form 1234.50 / -12.00, as Caselle writes amounts.
+    plain = pc.fill_null(pc.match_substring_regex(arr, _PLAIN_AMOUNT), False)
+    n_plain = pc.sum(plain).as_py() or 0
+    if n_plain == n:
+        digits = pc.replace_substring(arr, ".", "")
+        return pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), np.zeros(n, dtype=bool)
+    if n_plain > n // 2:
+        cents, bad = _parse_cents_arrow(pc.filter(arr, pc.invert(plain)))
+        out = np.empty(n, dtype=np.int64)
+        bad_all = np.zeros(n, dtype=bool)
+        plain_np = plain.to_numpy(zero_copy_only=False)
+        plain_vals = pc.cast(pc.replace_substring(pc.filter(arr, plain), ".", ""), pa.int64())
+        out[plain_np] = plain_vals.to_numpy(zero_copy_only=False)
+        out[~plain_np] = cents
+        bad_all[~plain_np] = bad
+        return out, bad_all
+    parts = pc.extract_regex(arr, _AMOUNT)
+    matched = pc.fill_null(pc.is_valid(parts), False).to_numpy(zero_copy_only=False)
+    if not matched.any():
+        return np.full(n, _NA_CENTS, dtype=np.int64), ~blank
+
+    def field(name: str) -> pa.Array:
+        return pc.fill_null(pc.struct_field(parts, name), "")
+
+    int_part = pc.replace_substring(field("int"), ",", "")
+    frac = field("frac")
+    opened = pc.not_equal(field("open"), "").to_numpy(zero_copy_only=False)
+    closed = pc.not_equal(field("close"), "").to_numpy(zero_copy_only=False)
+    neg = pc.not_equal(field("neg"), "").to_numpy(zero_copy_only=False)
+    int_len = pc.utf8_length(int_part).to_numpy(zero_copy_only=False)
+    frac_len = pc.utf8_length(frac).to_numpy(zero_copy_only=False)
+    ok = matched & ~blank & (opened == closed) & ~(opened & neg)
+    ok &= ((int_len > 0) | (frac_len > 0)) & (int_len <= _MAX_DIGITS)
+    ok_arr = pa.array(ok)
+    whole = pc.cast(
+        pc.if_else(pc.and_(ok_arr, pc.greater(pc.utf8_length(int_part), 0)), int_part, "0"), pa.int64()
+    )
+    fraction = pc.cast(pc.if_else(ok_arr, pc.utf8_rpad(frac, 2, "0"), "0"), pa.int64())
+    cents = whole.to_numpy(zero_copy_only=False) * 100 + fraction.to_numpy(zero_copy_only=False)
+    cents = np.where(neg | opened, -cents, cents)
+    cents = np.where(ok, cents, _NA_CENTS)
+    return cents, ~blank & ~ok
 
 
 def parse_cents(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse amounts to nullable Int64 cents. Blank -> <NA> (not bad)."""
-    s = s.astype("string").str.strip()
-    blank = s.isna() | (s == "")
-    paren = s.str.extract(_PAREN)["inner"]
-    is_paren = paren.notna()
-    body = s.where(~is_paren, paren.str.strip())
-    parts = body.str.extract(_AMOUNT)
-    int_part = parts["int"].str.replace(",", "", regex=False)
-    frac = parts["frac"].fillna("")
-    matched = parts["int"].notna() & ((int_part != "") | (frac != ""))
-    # "(-12.00)" is not a thing: a negative sign inside parentheses is rejected
-    matched &= ~(is_paren & parts["neg"].notna())
-    matched &= int_part.str.len().fillna(0) <= _MAX_DIGITS
-    bad = ~blank & ~matched
-    ok = matched & ~blank
-    whole = pd.to_numeric(int_part.where(ok & (int_part != ""), "0"), errors="coerce").fillna(0)
-    fraction = pd.to_numeric(frac.where(ok, "").str.pad(2, side="right", fillchar="0").where(ok, "0"))
-    cents = whole.astype("int64") * 100 + fraction.astype("int64")
-    negative = (parts["neg"].notna() | is_paren).fillna(False).astype(bool)
-    cents = cents.where(~negative, -cents)
-    out = cents.astype("Int64").where(ok, pd.NA)
-    return out, bad.fillna(False).astype(bool)
+    cents, bad = _by_distinct(s, _parse_cents_arrow)
+    out = pd.Series(pd.arrays.IntegerArray(cents, cents == _NA_CENTS), index=s.index, copy=False)
+    return out, pd.Series(bad, index=s.index, copy=False)
 
 
 def cents_to_str(c: pd.Series) -> pd.Series:
     """Int cents -> ``-?\\d+\\.\\d{2}``; <NA> -> empty string."""
-    na = c.isna()
-    v = c.fillna(0).astype("int64")
-    a = v.abs()
-    text = (a // 100).astype("string") + "." + (a % 100).astype("string").str.zfill(2)
-    text = text.where(v >= 0, "-" + text)
-    return text.where(~na, "").astype("string")
+    na = c.isna().to_numpy()
+    v = c.to_numpy(dtype="int64", na_value=0)
+    return string_series(format_cents_array(v, na), c.index)
+
+
+def format_cents_array(v: np.ndarray, na: np.ndarray | None = None) -> pa.Array:
+    """int64 cents -> Arrow strings ``-?\\d+\\.\\d{2}`` (empty where ``na``)."""
+    a = np.abs(v)
+    whole = pc.cast(pa.array(a // 100), pa.large_string())
+    frac = pc.utf8_lpad(pc.cast(pa.array(a % 100), pa.large_string()), 2, "0")
+    text = pc.binary_join_element_wise(whole, frac, lstr("."))
+    if (v < 0).any():
+        text = pc.if_else(pa.array(v < 0), pc.binary_join_element_wise(lstr("-"), text, lstr("")), text)
+    if na is not None and na.any():
+        text = pc.if_else(pa.array(na), pa.scalar("", pa.large_string()), text)
+    return text
 
 
 def cents_to_decimal(cents: int) -> Decimal:
@@ -77,36 +189,79 @@ def format_cents(cents: int) -> str:
     return f"{sign}{a // 100}.{a % 100:02d}"
 
 
-# MM/DD/YYYY, M/D/YYYY | YYYY-MM-DD
-_US = r"^(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\Z"
-_ISO = r"^(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\Z"
+# MM/DD/YYYY, M/D/YYYY | YYYY-MM-DD (RE2: no repeated group names, so two sets)
+_DATE = (
+    r"^(?:(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})"
+    r"|(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2}))$"
+)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of valid proleptic Gregorian dates (Howard Hinnant's algorithm)."""
+    y = y - (m <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    mp = (m + 9) % 12
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _parse_dates_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Arrow strings (trimmed) -> datetime64[s] (NaT when blank or bad), bad mask."""
+    n = len(arr)
+    blank = pc.fill_null(pc.equal(pc.utf8_length(arr), 0), True).to_numpy(zero_copy_only=False)
+    parts = pc.extract_regex(arr, _DATE)
+    matched = pc.fill_null(pc.is_valid(parts), False).to_numpy(zero_copy_only=False) & ~blank
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    if not matched.any():
+        return out, ~blank
+
+    def num(us: str, iso: str) -> np.ndarray:
+        a = pc.fill_null(pc.struct_field(parts, us), "")
+        b = pc.fill_null(pc.struct_field(parts, iso), "")
+        text = pc.if_else(pc.equal(a, ""), b, a)
+        text = pc.if_else(pa.array(matched), text, "0")
+        return pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
+
+    y, m, d = num("y", "iy"), num("m", "im"), num("d", "id")
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    month_ok = (m >= 1) & (m <= 12)
+    dim = _DAYS_IN_MONTH[np.where(month_ok, m, 0)] + ((m == 2) & leap)
+    ok = matched & month_ok & (d >= 1) & (d <= dim) & (y >= 1)
+    days = _days_from_civil(np.where(ok, y, 1970), np.where(ok, m, 1), np.where(ok, d, 1))
+    out[ok] = (days[ok] * 86400).astype("datetime64[s]")
+    return out, ~blank & ~ok
 
 
 def parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse dates to ``datetime64[s]`` (NaT for blank). Invalid calendar dates are bad."""
-    s = s.astype("string").str.strip()
-    blank = s.isna() | (s == "")
-    us = s.str.extract(_US)
-    iso = s.str.extract(_ISO)
-    y = us["y"].fillna(iso["y"])
-    m = us["m"].fillna(iso["m"])
-    d = us["d"].fillna(iso["d"])
-    have = y.notna() & ~blank
-    iso_text = (y + "-" + m.str.zfill(2) + "-" + d.str.zfill(2)).where(have)
-    parsed = pd.to_datetime(iso_text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
-    bad = ~blank & parsed.isna()
-    return parsed, bad.fillna(False).astype(bool)
+    values, bad = _by_distinct(s, _parse_dates_arrow)
+    return pd.Series(values, index=s.index, copy=False), pd.Series(bad, index=s.index, copy=False)
 
 
 def dates_mdy(d: pd.Series, *, pad: bool = True) -> pd.Series:
     """datetime64 -> ``MM/DD/YYYY`` (pad) or ``M/D/YYYY``; NaT -> empty string."""
-    na = d.isna()
-    year = d.dt.year.fillna(0).astype("int64").astype("string")
-    month = d.dt.month.fillna(0).astype("int64").astype("string")
-    day = d.dt.day.fillna(0).astype("int64").astype("string")
-    if pad:
-        month, day, year = month.str.zfill(2), day.str.zfill(2), year.str.zfill(4)
-    return (month + "/" + day + "/" + year).where(~na, "").astype("string")
+    return string_series(format_dates_array(d.to_numpy(dtype="datetime64[s]"), pad=pad), d.index)
+
+
+def format_dates_array(d: np.ndarray, *, pad: bool = True) -> pa.Array:
+    """datetime64 array -> Arrow strings ``MM/DD/YYYY`` (or ``M/D/YYYY``); NaT -> empty.
+
+    Formats each distinct date once (a cycle has a handful) and maps them back."""
+    days = d.astype("datetime64[D]")
+    na = np.isnat(days)
+    codes, uniq = pd.factorize(np.where(na, np.datetime64("1970-01-01"), days))
+    inverse = np.asarray(codes)
+    uniq = np.asarray(uniq, dtype="datetime64[D]")
+    fmt = "{m:02d}/{d:02d}/{y:04d}" if pad else "{m}/{d}/{y:04d}"
+    texts = [fmt.format(m=day.month, d=day.day, y=day.year) for day in uniq.astype(object)]
+    table = pa.array(texts, pa.large_string())
+    out = pc.take(table, pa.array(inverse.reshape(-1).astype(np.int64)))
+    if na.any():
+        out = pc.if_else(pa.array(na), pa.scalar("", pa.large_string()), out)
+    return out
 
 
 def digits_only(s: pd.Series) -> pd.Series:
