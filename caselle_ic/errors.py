@@ -8,6 +8,9 @@ Hierarchy (modelled on httpx's single exceptions module)::
     │                               carries file, line and column when known
     ├── OutputError                 an output could not be written               (exit 2)
     ├── LedgerError                 the ledger database refused or is unusable   (exit 2)
+    ├── RecordSchemaError           output records broke a field-map rule that is not
+    │                               tied to one record (a bug; nothing written)  (exit 2)
+    ├── NothingToWriteError         every record was quarantined; rejects only   (exit 2)
     └── CaselleAPIError             talking to Caselle Connect failed
         ├── RetriableError          safe to try again (nothing was committed)
         │   ├── TransportError      connection refused / DNS / TLS before sending
@@ -151,3 +154,19 @@ ERROR_CODES: dict[str, type[CaselleAPIError]] = {
     "BAD_USER_INPUT": BadUserInputError,
     "INTERNAL": ServerError,
 }
+
+
+class RecordSchemaError(CaselleICError):
+    """Records failed a field-map rule that cannot be tied to one record (a missing
+    column, a wrong type): a bug in a builder or the field map. Nothing is written."""
+
+
+class NothingToWriteError(CaselleICError):
+    """Every record of the input was quarantined, so no output file was written.
+
+    ``result`` is the run's RunResult (counts, rejects path) so a flow can still publish
+    what an analyst needs to fix the input before it re-raises."""
+
+    def __init__(self, message: str, *, result: object = None):
+        self.result = result
+        super().__init__(message)

@@ -57,6 +57,25 @@ def empty_strings(n: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(b""))
 
 
+def mostly_repeated(arr: pa.Array, *, sample: int = 50_000) -> bool:
+    """Whether a big column repeats its values a lot (fewer than 1 in 10 distinct in a
+    sample): then work once per distinct value and map back beats working per row."""
+    n = len(arr)
+    return n > 1000 and pc.count_distinct(arr.slice(0, sample)).as_py() * 10 < min(n, sample)
+
+
+def map_distinct(values: pa.Array | pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array]) -> pa.ChunkedArray:
+    """``fn`` (Arrow strings -> Arrow strings, element-wise) applied once per distinct
+    value when the column mostly repeats, else to every value."""
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if mostly_repeated(arr):
+        encoded = pc.dictionary_encode(arr)
+        out = pc.take(fn(encoded.dictionary), encoded.indices)
+    else:
+        out = fn(arr)
+    return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+
+
 def _by_distinct(
     s: pd.Series, parse: Callable[[pa.Array], tuple[np.ndarray, np.ndarray]]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +86,7 @@ def _by_distinct(
     if n <= 1000:
         return parse(arr)
     # Hashing millions of distinct values costs more than parsing them: sample first.
-    sample = pc.count_distinct(arr.slice(0, 50_000)).as_py()
-    if sample > min(n, 50_000) // 10:
+    if not mostly_repeated(arr):
         return parse(arr)
     encoded = pc.dictionary_encode(arr)
     null = encoded.is_null().to_numpy(zero_copy_only=False)
@@ -255,8 +273,12 @@ def format_dates_array(d: np.ndarray, *, pad: bool = True) -> pa.Array:
     codes, uniq = pd.factorize(np.where(na, np.datetime64("1970-01-01"), days))
     inverse = np.asarray(codes)
     uniq = np.asarray(uniq, dtype="datetime64[D]")
+    months = uniq.astype("datetime64[M]")
+    years = uniq.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = months.astype(np.int64) % 12 + 1
+    day = (uniq - months.astype("datetime64[D]")).astype(np.int64) + 1
     fmt = "{m:02d}/{d:02d}/{y:04d}" if pad else "{m}/{d}/{y:04d}"
-    texts = [fmt.format(m=day.month, d=day.day, y=day.year) for day in uniq.astype(object)]
+    texts = [fmt.format(m=m, d=dd, y=y) for y, m, dd in zip(years, month, day, strict=True)]
     table = pa.array(texts, pa.large_string())
     out = pc.take(table, pa.array(inverse.reshape(-1).astype(np.int64)))
     if na.any():
