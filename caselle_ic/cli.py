@@ -86,6 +86,7 @@ def cmd_paperless(args: argparse.Namespace) -> int:
         log=str(args.log),
         config=str(args.config),
         ledger_url=args.ledger,
+        **({"out_dir": str(args.out)} if args.out else {}),
     )
     return _finish(result)
 
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("paperless", help="paperless change log -> Caselle")
     sp.add_argument("log", type=Path, metavar="LOG")
     common(sp, ledger=True)
+    sp.add_argument("--out", type=Path, metavar="DIR", help="where rejects go (default: [paths].outbox)")
     sp.set_defaults(func=cmd_paperless)
 
     sp = sub.add_parser("balance", help="RTDR balance of one account, as JSON")
