@@ -608,7 +608,9 @@ def _never_sent(exc: BaseException | None) -> tuple[bool, bool]:
 
 
 @dataclass
-class _Answer:
+class Answer:
+    """A GraphQL answer: ``data`` (None when nothing executed) and the raw ``errors``."""
+
     data: dict[str, Any] | None
     errors: list[dict[str, Any]]
 
@@ -632,13 +634,13 @@ class _Target:
             if isinstance(self.auth, OAuthClientCredentials):
                 self.auth.close()
 
-    def execute(self, request: GraphQLRequest) -> _Answer:
+    def execute(self, request: GraphQLRequest) -> Answer:
         if isinstance(self.auth, OAuthClientCredentials):
             self.auth.token()  # fetch outside the HTTP call, so its errors stay typed
         try:
             result = self.session.execute(request, get_execution_result=True)
         except TransportQueryError as exc:
-            return _Answer(exc.data, list(exc.errors or []))
+            return Answer(exc.data, list(exc.errors or []))
         except _HTTPStatus as exc:
             if exc.status == 401:
                 raise _Unauthorized() from None
@@ -656,7 +658,7 @@ class _Target:
             raise _Lost("the answer was not a GraphQL result") from None
         except TransportServerError as exc:
             raise _Lost(f"HTTP {exc.code}", exc.code) from None
-        return _Answer(result.data, list(result.errors or []))
+        return Answer(result.data, list(result.errors or []))
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -794,7 +796,7 @@ class CaselleClient:
         variables: Mapping[str, Any] | None = None,
         *,
         operation: str | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         """Validate, send, retry and fail over as the module docstring says.
 
         Returns the GraphQL answer (data and errors). Raises OutcomeUnknownError when a
@@ -835,12 +837,13 @@ class CaselleClient:
                         continue
                     user_setting, pw_setting = _CREDENTIAL_SETTINGS.get(target.name, ("username", "password"))
                     fix = (
-                        "the client secret (setting 127)"
+                        f"it refused a freshly issued OAuth token: check that the client id (setting "
+                        f"{user_setting}) may use this endpoint"
                         if refreshed
-                        else f"settings {user_setting}/{pw_setting}"
+                        else f"check settings {user_setting}/{pw_setting}"
                     )
                     raise CredentialsRejectedError(
-                        f"the {target.name} endpoint refused the credentials; check {fix}",
+                        f"the {target.name} endpoint refused the credentials; {fix}",
                         operation=operation,
                         code="UNAUTHENTICATED",
                     ) from None
@@ -906,7 +909,7 @@ class CaselleClient:
         time.sleep(delay)
 
     # -- single operations -------------------------------------------------------------------
-    def _single(self, answer: _Answer, field: str, operation: str, *, mutation: bool) -> Any:
+    def _single(self, answer: Answer, field: str, operation: str, *, mutation: bool) -> Any:
         errors = [e for e in answer.errors if not e.get("path") or e["path"][0] == field]
         if errors:
             raise api_error(errors[0], operation, mutation=mutation)
@@ -961,7 +964,7 @@ class CaselleClient:
     # -- aliased batches ---------------------------------------------------------------------
     def _items(
         self,
-        answer: _Answer,
+        answer: Answer,
         n: int,
         parse: Callable[[Mapping[str, Any]], T],
         operation: str,
@@ -1067,9 +1070,11 @@ __all__ = [
     "CREATE_RECEIPT_MUTATION",
     "CUSTOMER_QUERY",
     "RECEIPTS_QUERY",
+    "REPEATABLE_MUTATIONS",
     "SCHEMA",
     "SEND_PAPER_MUTATION",
     "VOID_RECEIPT_MUTATION",
+    "Answer",
     "AuthError",
     "BasicAuth",
     "CaselleClient",
