@@ -47,6 +47,10 @@ def free_port() -> int:
 class EmulatorError(RuntimeError):
     """The emulator process did not start or stopped unexpectedly."""
 
+    def __init__(self, message: str, *, exited: bool = False):
+        super().__init__(message)
+        self.exited = exited
+
 
 class EmulatorProcess:
     """A ``caselle-ic emulator`` subprocess with a tmp database and a random secret."""
@@ -67,6 +71,8 @@ class EmulatorProcess:
         self.seed = Path(seed) if seed is not None else None
         self.token_ttl = token_ttl
         self.latency_ms = latency_ms
+        self._auto_port = port is None
+        self._started = False
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.secret = secret or secrets.token_urlsafe(24)
@@ -130,6 +136,19 @@ class EmulatorProcess:
         return cmd
 
     def start(self) -> None:
+        """Start and wait until it answers. A free port taken by someone else in the
+        meantime is retried on another port (only before the first start)."""
+        for attempt in range(3):
+            try:
+                self._start_once()
+                self._started = True
+                return
+            except EmulatorError as exc:
+                if not (exc.exited and self._auto_port and not self._started and attempt < 2):
+                    raise
+                self.port = free_port()
+
+    def _start_once(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
@@ -146,7 +165,8 @@ class EmulatorProcess:
             if self._proc.poll() is not None:
                 status = self._proc.returncode
                 raise EmulatorError(
-                    f"the emulator exited with status {status} while starting:\n{self.log_tail()}"
+                    f"the emulator exited with status {status} while starting:\n{self.log_tail()}",
+                    exited=True,
                 )
             try:
                 r = self._http.get(self.base_url + "/_admin/state", timeout=1)
