@@ -280,8 +280,10 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     message = error.message
     if code is None:
         original = error.original_error
-        if original is None or isinstance(original, GraphQLError | ValueError | TypeError):
-            code = "BAD_USER_INPUT"  # parse, validation and variable coercion errors
+        if not error.path:
+            code = "BAD_USER_INPUT"  # parse, validation and variable coercion: nothing executed
+        elif original is None or isinstance(original, GraphQLError):
+            code = "BAD_USER_INPUT"  # an argument the executor refused
         else:
             code = "INTERNAL"
             message = "internal error"
