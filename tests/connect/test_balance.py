@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from tests.conftest import run_cli
 
 from caselle_ic.balance import customer_number_of, run_balance_refresh
 from caselle_ic.emulator.process import EmulatorProcess, free_port

@@ -204,7 +204,7 @@ def test_admin_faults_are_validated(emu: EmulatorProcess):
 
 
 def test_emulator_refuses_to_start_without_a_secret(tmp_path):
-    from conftest import run_cli
+    from tests.conftest import run_cli
 
     r = run_cli(
         "emulator", "--port", "1", "--db", str(tmp_path / "x.db"), env={"CASELLE_EMULATOR_SECRET": ""}

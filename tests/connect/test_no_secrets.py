@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from tests.conftest import run_cli
 
 from caselle_ic.client import CaselleClient, ReceiptInput
 from caselle_ic.config import load_config
