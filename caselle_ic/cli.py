@@ -86,6 +86,7 @@ def cmd_paperless(args: argparse.Namespace) -> int:
         log=str(args.log),
         config=str(args.config),
         ledger_url=args.ledger,
+        **({"out_dir": str(args.out)} if args.out else {}),
     )
     return _finish(result)
 
@@ -101,7 +102,16 @@ def cmd_balance(args: argparse.Namespace) -> int:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from caselle_ic.emulator import serve
 
-    serve(host=args.host, port=args.port, db=args.db, token_ttl=args.token_ttl, seed=args.seed)
+    serve(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        token_ttl=args.token_ttl,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        fail_next=args.fail_next,
+        drop_after_commit=args.drop_after_commit,
+    )
     return 0
 
 
@@ -169,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("paperless", help="paperless change log -> Caselle")
     sp.add_argument("log", type=Path, metavar="LOG")
     common(sp, ledger=True)
+    sp.add_argument("--out", type=Path, metavar="DIR", help="where rejects go (default: [paths].outbox)")
     sp.set_defaults(func=cmd_paperless)
 
     sp = sub.add_parser("balance", help="RTDR balance of one account, as JSON")
@@ -182,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--db", type=Path, default=None, help="SQLite file (default: a temporary file)")
     sp.add_argument("--token-ttl", type=int, default=3600, help="OAuth token lifetime in seconds")
     sp.add_argument("--seed", type=Path, default=None, help="statement extract to seed customers from")
+    sp.add_argument("--latency-ms", type=int, default=0, help="fault: delay every request by this much")
+    sp.add_argument(
+        "--fail-next", type=int, default=0, help="fault: the next N GraphQL requests get HTTP 500"
+    )
+    sp.add_argument(
+        "--drop-after-commit",
+        type=int,
+        default=0,
+        help="fault: the next N mutation requests commit, then the connection drops",
+    )
     sp.set_defaults(func=cmd_emulator)
 
     sp = sub.add_parser("codes", help="payment codes (setting 131)")

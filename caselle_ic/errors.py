@@ -8,6 +8,7 @@ Hierarchy (modelled on httpx's single exceptions module)::
     │                               carries file, line and column when known
     ├── OutputError                 an output could not be written               (exit 2)
     ├── LedgerError                 the ledger database refused or is unusable   (exit 2)
+    ├── UsageError                  a command-line argument is wrong             (exit 2)
     ├── RecordSchemaError           output records broke a field-map rule that is not
     │                               tied to one record (a bug; nothing written)  (exit 2)
     ├── NothingToWriteError         every record was quarantined; rejects only   (exit 2)
@@ -23,6 +24,8 @@ Hierarchy (modelled on httpx's single exceptions module)::
             ├── NotFoundError       NOT_FOUND
             ├── AlreadyVoidedError  ALREADY_VOIDED
             ├── BadUserInputError   BAD_USER_INPUT
+            ├── CredentialsRejectedError  the token endpoint or the API refused the
+            │                       credentials even after a fresh token (fix the config)
             └── SchemaValidationError  the document does not validate against the
                                     local schema (never sent)
 
@@ -78,6 +81,10 @@ class OutputError(CaselleICError):
 
 class LedgerError(CaselleICError):
     """The ledger database is unreachable or refused an operation."""
+
+
+class UsageError(CaselleICError):
+    """A command-line argument is wrong (for example an account that is not a number)."""
 
 
 class CaselleAPIError(CaselleICError):
@@ -140,6 +147,10 @@ class AlreadyVoidedError(FatalAPIError):
 
 class BadUserInputError(FatalAPIError):
     pass
+
+
+class CredentialsRejectedError(FatalAPIError):
+    """Caselle refused the credentials for good: fix the username / secret settings."""
 
 
 class SchemaValidationError(FatalAPIError):
