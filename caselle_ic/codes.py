@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from caselle_ic.config import BillerConfig, Setting
 from caselle_ic.errors import ConfigError
@@ -532,11 +534,15 @@ def resolve_codes(frame: pd.DataFrame, codes: PaymentCodeConfig) -> pd.DataFrame
         values = np.zeros(n, dtype="int64")
         values[is_payment] = arr[gid] if len(gid) else 0
         out[col] = pd.Series(pd.arrays.IntegerArray(values, missing.copy()), index=frame.index)
+    # the texts go through Arrow: one take per column, no Python string per row
+    positions = np.zeros(n, dtype=np.int64)
+    if len(gid):
+        positions[is_payment] = gid
+    index = pa.array(positions, mask=missing)
     for col, vals in texts.items():
-        obj = np.full(n, None, dtype=object)
-        if len(gid):
-            obj[is_payment] = np.asarray(vals, dtype=object)[gid]
-        out[col] = pd.Series(obj, index=frame.index, dtype="string")
+        table = pa.array(vals, type=pa.large_string())
+        taken = pc.take(table, index) if len(vals) else pa.nulls(n, pa.large_string())
+        out[col] = pd.Series(pd.arrays.ArrowStringArray(taken), index=frame.index, dtype="string")
     return out
 
 

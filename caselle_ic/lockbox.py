@@ -31,20 +31,21 @@ Everything is vectorized over the frame; the only Python loop is over the files.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from caselle_ic.codes import parse_fallback
 from caselle_ic.config import BillerConfig, Setting
 from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.output import REASON, atomic_output
-from caselle_ic.values import dates_mdy
 
 MAX_DISTRIBUTION_CODE = 9999
 MAX_PAYMENT_CODE = 99
@@ -140,107 +141,166 @@ class LockboxPlan:
 # -- formatting ---------------------------------------------------------------------------
 
 
-def _quote(s: pd.Series) -> pd.Series:
+_STR = pa.large_string()
+
+
+def _join(*parts: pa.Array | str, sep: str = "") -> pa.Array:
+    """Element-wise concatenation with a separator (string literals broadcast)."""
+    args = [pa.scalar(p, _STR) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*args, pa.scalar(sep, _STR))
+
+
+def _text(values: pd.Series) -> pa.Array:
+    arr = pa.array(values.astype("string").fillna(""), type=_STR)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _per_distinct(values: np.ndarray, fmt: Callable[[Any], str]) -> pa.Array:
+    """Format each distinct value once in Python and broadcast (dates, codes: a handful
+    of distinct values over a million rows)."""
+    codes, uniq = pd.factorize(values)
+    return pc.take(pa.array([fmt(u) for u in uniq], type=_STR), pa.array(codes.astype(np.int64)))
+
+
+#: "0".."999" and "000".."999", "00".."99": amounts are assembled from these by lookup,
+#: which is several times faster than casting integers to text.
+_PLAIN_3 = pa.array([str(i) for i in range(1000)], type=_STR)
+_PADDED_3 = pa.array([f"{i:03d}" for i in range(1000)], type=_STR)
+_PADDED_2 = pa.array([f"{i:02d}" for i in range(100)], type=_STR)
+
+
+def quote(arr: pa.Array) -> pa.Array:
     """Quote only the values holding a comma or a double quote; double embedded quotes."""
-    needs = s.str.contains(r'[,"]', regex=True)
-    if not needs.any():
-        return s
-    quoted = '"' + s.str.replace('"', '""', regex=False) + '"'
-    return s.where(~needs, quoted)
+    needs = pc.or_(pc.match_substring(arr, ","), pc.match_substring(arr, '"'))
+    if not pc.any(needs).as_py():
+        return arr
+    subset = pc.filter(arr, needs)
+    return pc.replace_with_mask(arr, needs, _join('"', pc.replace_substring(subset, '"', '""'), '"'))
 
 
-def format_amounts(cents: pd.Series) -> pd.Series:
-    """Integer cents -> ``999,999,999.99`` form, quoted when it holds a comma."""
-    c = cents.astype("int64")
+def format_amounts(cents: pd.Series | np.ndarray) -> pa.Array:
+    """Integer cents (0 .. 999,999,999.99) -> ``999,999,999.99`` form, quoted when it
+    holds a comma."""
+    c = np.asarray(cents, dtype=np.int64)
     whole, frac = c // 100, c % 100
     g1, g2, g3 = whole // 1_000_000, (whole // 1000) % 1000, whole % 1000
-    s1, s2, s3 = (g.astype("string") for g in (g1, g2, g3))
-    text = s3.where(
-        whole < 1000,
-        s2 + "," + s3.str.zfill(3),
-    ).where(whole < 1_000_000, s1 + "," + s2.str.zfill(3) + "," + s3.str.zfill(3))
-    text = text + "." + frac.astype("string").str.zfill(2)
-    return text.where(whole < 1000, '"' + text + '"')
+
+    def look(table: pa.Array, x: np.ndarray) -> pa.Array:
+        return pc.take(table, pa.array(x))
+
+    text = _join(look(_PLAIN_3, g3), look(_PADDED_2, frac), sep=".")
+    big = whole >= 1000
+    if big.any():
+        i = np.flatnonzero(big)
+        mid = whole[i] < 1_000_000
+        head = pc.if_else(
+            pa.array(mid),
+            _join(look(_PLAIN_3, g2[i]), look(_PADDED_3, g3[i]), sep=","),
+            _join(look(_PLAIN_3, g1[i]), look(_PADDED_3, g2[i]), look(_PADDED_3, g3[i]), sep=","),
+        )
+        quoted = _join('"', head, ".", look(_PADDED_2, frac[i]), '"')
+        text = pc.replace_with_mask(text, pa.array(big), quoted)
+    return text
 
 
-def clean_name(name: pd.Series) -> pd.Series:
+def clean_name(name: pd.Series) -> pa.Array:
     """Control characters (line breaks, tabs) -> space, then cut to 30 characters."""
-    s = name.astype("string").fillna("")
-    s = s.str.replace(r"[\x00-\x1f\x7f]", " ", regex=True)
-    return s.str.slice(0, NAME_CHARS)
+    arr = _text(name)
+    if pc.any(pc.match_substring_regex(arr, r"[\x00-\x1f\x7f]")).as_py():
+        arr = pc.replace_substring_regex(arr, r"[\x00-\x1f\x7f]", " ")
+    return pc.utf8_slice_codeunits(arr, 0, NAME_CHARS)
 
 
-def lockbox_lines(frame: pd.DataFrame) -> pd.Series:
-    """One lockbox line per row, each ending in CRLF. The rows must be within the limits
-    (see :func:`lockbox_problems`)."""
+def lockbox_lines(frame: pd.DataFrame) -> pa.Array:
+    """One lockbox line per row (an Arrow string array), each ending in CRLF. The rows
+    must be within the limits (see :func:`lockbox_problems`)."""
     if frame.empty:
-        return pd.Series([], dtype="string")
-    date_text = dates_mdy(pd.to_datetime(frame["payment_date"]), pad=True)
-    dc = frame["distribution_code"].astype("int64").astype("string")
-    pc = frame["payment_code"].astype("int64").astype("string")
+        return pa.array([], type=_STR)
+    days = pd.to_datetime(frame["payment_date"]).to_numpy(dtype="datetime64[D]")
+    date_text = _per_distinct(days, lambda d: pd.Timestamp(d).strftime("%m/%d/%Y"))
+    dc = _per_distinct(frame["distribution_code"].to_numpy(dtype=np.int64), str)
+    pcode = _per_distinct(frame["payment_code"].to_numpy(dtype=np.int64), str)
     amount = format_amounts(frame["amount_cents"])
-    acct = _quote(frame["account_number"].astype("string").fillna(""))
-    name = _quote(clean_name(frame["customer_name"]))
-    return date_text + "," + dc + "," + pc + "," + amount + "," + acct + "," + name + EOL
+    acct = quote(_text(frame["account_number"]))
+    name = quote(clean_name(frame["customer_name"]))
+    return _join(date_text, ",", dc, ",", pcode, ",", amount, ",", acct, ",", name, EOL)
 
 
 def lockbox_problems(frame: pd.DataFrame) -> pd.Series:
     """Per row, why it cannot go into a lockbox file (``field: rule; ...``), else <NA>."""
     idx = frame.index
-    reasons: list[pd.Series] = []
-
-    def add(mask: pd.Series, text: pd.Series | str) -> None:
-        mask = mask.fillna(True).astype(bool)
-        if mask.any():
-            reasons.append(pd.Series(text, index=idx, dtype="string").where(mask))
-
-    def source(col: str, default: str) -> pd.Series:
-        if col in frame.columns:
-            return frame[col].astype("string").fillna(default)
-        return pd.Series(default, index=idx, dtype="string")
-
+    n = len(frame)
     dc = frame["distribution_code"].astype("Int64")
-    pc = frame["payment_code"].astype("Int64")
-    add(dc.isna(), "distribution_code: missing (payment codes were not resolved)")
-    add(
-        dc.notna() & ((dc > MAX_DISTRIBUTION_CODE) | (dc < 0)),
-        "distribution_code: "
-        + dc.astype("string").fillna("")
-        + f" has more than 4 digits (a lockbox line holds at most {MAX_DISTRIBUTION_CODE}); fix "
-        + source("distribution_source", "the payment codes"),
-    )
-    add(pc.isna(), "payment_code: missing (payment codes were not resolved)")
-    add(
-        pc.notna() & ((pc > MAX_PAYMENT_CODE) | (pc < 0)),
-        "payment_code: "
-        + pc.astype("string").fillna("")
-        + f" has more than 2 digits (a lockbox line holds at most {MAX_PAYMENT_CODE}); fix "
-        + source("payment_source", "the payment codes"),
-    )
+    pcode = frame["payment_code"].astype("Int64")
     cents = frame["amount_cents"].astype("Int64")
-    add(cents.isna() | (cents <= 0), "amount: must be greater than 0")
-    add(
-        cents > MAX_AMOUNT_CENTS,
-        "amount: above 999,999,999.99, the most a lockbox line holds; enter it in Caselle by hand",
-    )
-    acct = frame["account_number"].astype("string").fillna("")
-    add(acct.str.strip() == "", "account_number: required")
-    add(
-        acct.str.len() > MAX_ACCOUNT_CHARS,
-        "account_number: "
-        + acct.str.len().astype("string")
-        + f" characters; the lockbox file holds at most {MAX_ACCOUNT_CHARS} (fix the account number in IC)",
-    )
-    add(
-        acct.str.contains(r"[\x00-\x1f\x7f]", regex=True),
-        "account_number: contains a line break or control character",
-    )
-    add(pd.to_datetime(frame["payment_date"]).isna(), "payment_date: missing")
-    out = pd.Series("", index=idx, dtype="string")
-    for r in reasons:
-        sep = pd.Series("; ", index=idx, dtype="string").where(out != "", "")
-        out = out.where(r.isna(), out + sep + r)
-    return out.where(out != "", pd.NA)
+    acct = _text(frame["account_number"])
+    acct_len = pc.utf8_length(acct).to_numpy(zero_copy_only=False)
+    acct_blank = pc.equal(pc.utf8_trim_whitespace(acct), "").to_numpy(zero_copy_only=False)
+    acct_ctrl = pc.match_substring_regex(acct, r"[\x00-\x1f\x7f]").to_numpy(zero_copy_only=False)
+    dc_na, pc_na, cents_na = dc.isna().to_numpy(), pcode.isna().to_numpy(), cents.isna().to_numpy()
+    dcv = dc.fillna(0).to_numpy(dtype=np.int64)
+    pcv = pcode.fillna(0).to_numpy(dtype=np.int64)
+    cv = cents.fillna(0).to_numpy(dtype=np.int64)
+    when = pd.to_datetime(frame["payment_date"]).isna().to_numpy()
+
+    def source(col: str) -> pd.Series:
+        if col in frame.columns:
+            return frame[col].astype("string").fillna("the payment codes")
+        return pd.Series("the payment codes", index=idx, dtype="string")
+
+    # (mask, reason for those rows) — reasons are only built for the failing rows
+    rules: list[tuple[np.ndarray, Callable[[np.ndarray], pd.Series | str]]] = [
+        (dc_na, lambda m: "distribution_code: missing (payment codes were not resolved)"),
+        (
+            ~dc_na & ((dcv > MAX_DISTRIBUTION_CODE) | (dcv < 0)),
+            lambda m: (
+                "distribution_code: "
+                + dc[m].astype("string")
+                + f" has more than 4 digits (a lockbox line holds at most {MAX_DISTRIBUTION_CODE}); fix "
+                + source("distribution_source")[m]
+            ),
+        ),
+        (pc_na, lambda m: "payment_code: missing (payment codes were not resolved)"),
+        (
+            ~pc_na & ((pcv > MAX_PAYMENT_CODE) | (pcv < 0)),
+            lambda m: (
+                "payment_code: "
+                + pcode[m].astype("string")
+                + f" has more than 2 digits (a lockbox line holds at most {MAX_PAYMENT_CODE}); fix "
+                + source("payment_source")[m]
+            ),
+        ),
+        (cents_na | (cv <= 0), lambda m: "amount: must be greater than 0"),
+        (
+            ~cents_na & (cv > MAX_AMOUNT_CENTS),
+            lambda m: (
+                "amount: above 999,999,999.99, the most a lockbox line holds; enter it in Caselle by hand"
+            ),
+        ),
+        (acct_blank, lambda m: "account_number: required"),
+        (
+            acct_len > MAX_ACCOUNT_CHARS,
+            lambda m: (
+                "account_number: "
+                + pd.Series(acct_len[m], index=idx[m]).astype("string")
+                + f" characters; the lockbox file holds at most {MAX_ACCOUNT_CHARS}"
+                + " (fix the account number in IC)"
+            ),
+        ),
+        (acct_ctrl, lambda m: "account_number: contains a line break or control character"),
+        (when, lambda m: "payment_date: missing"),
+    ]
+    out = pd.Series(pd.NA, index=idx, dtype="string")
+    if not any(mask.any() for mask, _ in rules) or n == 0:
+        return out
+    for mask, reason in rules:
+        if not mask.any():
+            continue
+        text = reason(mask)
+        new = pd.Series(text, index=idx[mask], dtype="string") if isinstance(text, str) else text
+        old = out[mask]
+        out[mask] = (old + "; " + new).where(old.notna(), new)
+    return out
 
 
 # -- naming -------------------------------------------------------------------------------
@@ -286,12 +346,12 @@ def combined_distribution_code(cfg: BillerConfig) -> int:
 # -- building -------------------------------------------------------------------------------
 
 
-def _joined(lines: pd.Series) -> bytes:
+def _joined(lines: pa.Array) -> bytes:
     """The UTF-8 bytes of the lines, concatenated (straight from the Arrow buffer)."""
-    if lines.empty:
+    if len(lines) == 0:
         return b""
-    arr = pa.array(lines, type=pa.large_string())
-    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - pa.array returns an Array
+    arr = lines.cast(_STR)
+    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - take on an Array gives an Array
         arr = arr.combine_chunks()
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = arr.buffers()[2]
@@ -330,34 +390,43 @@ def plan_lockbox_files(
     bad = problems.notna().to_numpy()
     quarantined = frame.loc[bad].copy()
     quarantined[REASON] = problems[bad]
-    good = frame.loc[~bad].reset_index(drop=True)
+    good = frame.loc[~bad].reset_index(drop=True) if bad.any() else frame
     lines = lockbox_lines(good)
 
-    names = np.empty(len(good), dtype=object)
-    line_no = np.zeros(len(good), dtype="int64")
+    file_of_row = np.zeros(len(good), dtype=np.int64)  # index into file_names
+    line_no = np.zeros(len(good), dtype=np.int64)
     files: list[PlannedFile] = []
+    file_names: list[str] = []
     used = list(taken)
     if len(good):
-        dcs = good["distribution_code"].astype("int64")
-        groups = [(combined_dc, np.arange(len(good)))] if combine else _groups(dcs.to_numpy())
+        dcs = good["distribution_code"].to_numpy(dtype=np.int64)
+        cents = good["amount_cents"].to_numpy(dtype=np.int64)
+        groups = [(combined_dc, np.arange(len(good)))] if combine else _groups(dcs)
         for dc, pos in groups:
             assert dc is not None
             name = next_free_name(dc, day, used, out_dir)
             used.append(name)
-            names[pos] = name
+            file_of_row[pos] = len(file_names)
+            file_names.append(name)
             line_no[pos] = np.arange(1, len(pos) + 1)
             files.append(
                 PlannedFile(
                     name=name,
                     distribution_code=None if combine else int(dc),
-                    data=_joined(lines.iloc[pos]),
+                    data=_joined(pc.take(lines, pa.array(pos))),
                     count=len(pos),
-                    total_cents=int(good["amount_cents"].to_numpy()[pos].sum()),
+                    total_cents=int(cents[pos].sum()),
                 )
             )
-    filed = good.copy()
-    filed[FILE_COLUMN] = pd.Series(names, dtype="string")
-    filed[LINE_COLUMN] = line_no
+    names = (
+        pc.take(pa.array(file_names, type=_STR), pa.array(file_of_row)) if file_names else pa.array([], _STR)
+    )
+    filed = good.assign(
+        **{
+            FILE_COLUMN: pd.Series(pd.arrays.ArrowStringArray(names), index=good.index, dtype="string"),
+            LINE_COLUMN: line_no,
+        }
+    )
     return LockboxPlan(
         run_date=day,
         files=files,
@@ -369,10 +438,11 @@ def plan_lockbox_files(
 
 def _groups(dcs: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Row positions per distribution code, codes in ascending order, rows in frame order."""
-    order = np.argsort(dcs, kind="stable")
-    uniq, starts = np.unique(dcs[order], return_index=True)
-    bounds = [*starts[1:], len(order)]
-    return [(int(u), order[s:e]) for u, s, e in zip(uniq, starts, bounds, strict=True)]
+    codes, uniq = pd.factorize(dcs, sort=True)
+    small = codes.astype(np.int16) if len(uniq) < 2**15 else codes  # int16: numpy radix-sorts
+    order = np.argsort(small, kind="stable")
+    bounds = np.searchsorted(small[order], np.arange(len(uniq) + 1))
+    return [(int(u), order[bounds[k] : bounds[k + 1]]) for k, u in enumerate(uniq)]
 
 
 def write_lockbox_files(

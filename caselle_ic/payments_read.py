@@ -21,20 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.errors
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from caselle_ic.config import BillerConfig
 from caselle_ic.csvin import LINE, read_text_csv
 from caselle_ic.output import REASON
-from caselle_ic.values import parse_cents
-from schemas.payments import (
-    always_required,
-    column_names,
-    payment_export_schema,
-    row_reasons,
-    split_iso_datetime,
-)
+from schemas.payments import always_required, column_names, payment_export_schema, prepare, row_reasons
 
 UPPER = ("transaction_type", "card_vendor", "obd_vendor")
 LOWER = ("payment_guid", "original_payment_guid")
@@ -59,6 +55,12 @@ class PaymentExport:
         return self.valid[self.valid["transaction_type"] != "PAYMENT"]
 
 
+def _strip_type_id(s: pd.Series) -> pd.Series:
+    """``" 07 "`` -> ``"7"``, ``"0"`` -> ``"0"``; other text stays (it fails validation)."""
+    stripped = s.str.lstrip("0")
+    return stripped.where(~((stripped == "") & (s != "")), "0")
+
+
 def normalize_export(raw: pd.DataFrame) -> pd.DataFrame:
     """Stripped text; enums upper-case; GUIDs lower-case; ``01`` -> ``1`` for type IDs."""
     out = pd.DataFrame(index=raw.index)
@@ -69,27 +71,15 @@ def normalize_export(raw: pd.DataFrame) -> pd.DataFrame:
         elif c in LOWER:
             s = s.str.lower()
         elif c in ("payment_type_id", "invoice_type_id"):
-            digits = s.str.fullmatch(r"\d+", na=False)
-            s = s.where(~digits, s.str.lstrip("0").replace("", "0"))
+            s = _strip_type_id(s)
         out[c] = s
     return out
 
 
-def _duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """(later copy of an identical line, GUID on lines that disagree) — over the file."""
-    guid = norm["payment_guid"]
-    has_guid = guid != ""
-    row_hash = pd.util.hash_pandas_object(norm[column_names()], index=False)
-    distinct = row_hash.groupby(guid).transform("nunique")
-    conflict = has_guid & (distinct > 1)
-    identical_later = has_guid & ~conflict & pd.DataFrame({"g": guid, "h": row_hash}).duplicated(keep="first")
-    return identical_later.astype(bool), conflict.astype(bool)
-
-
-def to_local_datetime(text: pd.Series, tz: str) -> pd.Series:
-    """ISO 8601 text -> naive ``datetime64[s]`` wall time in ``tz``. A value with an
-    offset (``Z``, ``-07:00``) is converted to ``tz``; one without is taken as ``tz`` time."""
-    wall, offset, _bad = split_iso_datetime(text)
+def local_wall_time(wall: pd.Series, offset: pd.Series, tz: str) -> pd.Series:
+    """Naive wall times with optional UTC offsets (minutes) -> naive ``datetime64[s]`` wall
+    time in ``tz``. A value with an offset (``Z``, ``-07:00``) is converted to ``tz``; one
+    without is already ``tz`` time."""
     has_off = offset.notna()
     if not has_off.any():
         return wall
@@ -98,23 +88,29 @@ def to_local_datetime(text: pd.Series, tz: str) -> pd.Series:
     return wall.where(~has_off, local)
 
 
-def _typed(norm: pd.DataFrame, lines: pd.Series, tz: str) -> pd.DataFrame:
-    out = norm.copy()
-    out["payment_date"] = to_local_datetime(norm["payment_date"], tz)
-    out["payment_type_id"] = pd.to_numeric(norm["payment_type_id"]).astype("int64")
-    out["invoice_type_id"] = pd.to_numeric(norm["invoice_type_id"].replace("", pd.NA)).astype("Int64")
-    cents, _bad = parse_cents(norm["amount"])
-    out["amount_cents"] = cents.astype("int64")
+def _typed(checked: pd.DataFrame, lines: pd.Series, tz: str) -> pd.DataFrame:
+    out = checked[column_names()].copy()
+    out["payment_date"] = local_wall_time(checked["_payment_date_wall"], checked["_payment_date_offset"], tz)
+    out["payment_type_id"] = _to_int64(checked["payment_type_id"])
+    itype = checked["invoice_type_id"]
+    out["invoice_type_id"] = pd.Series(
+        pd.arrays.IntegerArray(_to_int64(itype.where(itype != "", "0")), (itype == "").to_numpy(dtype=bool)),
+        index=checked.index,
+    )
+    out["amount_cents"] = checked["_amount_cents"].astype("int64")
     out = out.drop(columns=["amount"])
     out[LINE] = lines.astype("int64")
     return out
 
 
+def _to_int64(s: pd.Series) -> np.ndarray:
+    arr = pa.array(s.astype("string").fillna(""), type=pa.large_string())
+    return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def validate_export(raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a text frame with the export's columns (+ ``_line``): (valid, quarantined)."""
-    norm = normalize_export(raw)
-    dup_identical, dup_conflict = _duplicate_flags(norm)
-    checked = norm.assign(_dup_identical=dup_identical, _dup_conflict=dup_conflict)
+    checked = prepare(normalize_export(raw))
     try:
         payment_export_schema().validate(checked, lazy=True)
         reasons = pd.Series(dtype="string")
@@ -123,7 +119,7 @@ def validate_export(raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, pd.DataFr
     bad = raw.index.isin(reasons.index)
     quarantined = raw.loc[bad].copy()
     quarantined[REASON] = reasons.reindex(quarantined.index).astype("string")
-    valid = _typed(norm.loc[~bad], raw.loc[~bad, LINE], tz)
+    valid = _typed(checked.loc[~bad], raw.loc[~bad, LINE], tz)
     return valid.reset_index(drop=True), quarantined.reset_index(drop=True)
 
 

@@ -29,10 +29,13 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 
-from caselle_ic.values import parse_cents
+from caselle_ic.values import extract_groups, parse_cents
 
 SPEC_FILE = Path(__file__).with_name("payment_export.csv")
 
@@ -51,6 +54,7 @@ ISO_DATETIME = (
     r"(?::(?P<s>\d{2})(?:[.,]\d{1,9})?)?"
     r"(?P<tz>Z|(?P<sign>[+-])(?P<oh>\d{2}):?(?P<om>\d{2}))?\Z"
 )
+_CANONICAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"  # RE2
 
 
 @dataclass(frozen=True)
@@ -94,23 +98,62 @@ def always_required() -> list[str]:
 
 def split_iso_datetime(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """ISO 8601 date-time text -> (naive wall time ``datetime64[s]``, offset minutes
-    ``Int64`` (<NA> when the text has none), bad mask). Blank is not bad (NaT)."""
+    ``Int64`` (<NA> when the text has none), bad mask). Blank is not bad (NaT).
+
+    The canonical form ``YYYY-MM-DDTHH:MM:SS`` goes straight to pandas' C parser; only
+    the other forms go through the regular expression.
+    """
     s = s.astype("string").fillna("")
-    blank = s == ""
-    parts = s.str.extract(ISO_DATETIME)
-    matched = parts["date"].notna()
-    text = parts["date"] + " " + parts["h"] + ":" + parts["mi"] + ":" + parts["s"].fillna("00")
-    wall = pd.to_datetime(text.where(matched), format="%Y-%m-%d %H:%M:%S", errors="coerce").astype(
-        "datetime64[s]"
+    n = len(s)
+    arr = pyarrow.array(s, type=pyarrow.large_string())
+    canonical = pc.match_substring_regex(arr, _CANONICAL).to_numpy(zero_copy_only=False)
+    blank = (s == "").to_numpy(dtype=bool, na_value=False)
+    wall = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    offset = np.zeros(n, dtype=np.int64)
+    has_offset = np.zeros(n, dtype=bool)
+    bad = ~blank
+    if canonical.any():
+        sub = pc.filter(arr, pyarrow.array(canonical))
+        ts = pc.strptime(sub, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+        # strptime rolls 2026-02-30 over to March 2 and :60 seconds to the next minute:
+        # the day and second it read must be the ones written
+        ok = pc.and_(
+            pc.and_(
+                pc.equal(pc.day(ts), pc.cast(pc.utf8_slice_codeunits(sub, 8, 10), pyarrow.int64())),
+                pc.equal(pc.second(ts), pc.cast(pc.utf8_slice_codeunits(sub, 17, 19), pyarrow.int64())),
+            ),
+            pc.greater_equal(pc.year(ts), 1),
+        )
+        good = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+        parsed = ts.to_numpy(zero_copy_only=False).astype("datetime64[s]")
+        wall[canonical] = np.where(good, parsed, np.datetime64("NaT"))
+        bad[canonical] = ~good
+    rest = ~canonical & ~blank
+    if rest.any():
+        w, o, h, b = _split_general(s[rest])
+        wall[rest], offset[rest], has_offset[rest], bad[rest] = w, o, h, b
+    return (
+        pd.Series(wall, index=s.index),
+        pd.Series(pd.arrays.IntegerArray(offset, ~has_offset), index=s.index),
+        pd.Series(bad, index=s.index),
     )
-    has_off = parts["sign"].notna()
-    oh = pd.to_numeric(parts["oh"], errors="coerce").fillna(0).astype("int64")
-    om = pd.to_numeric(parts["om"], errors="coerce").fillna(0).astype("int64")
-    off = (oh * 60 + om).where(parts["sign"] != "-", -(oh * 60 + om))
+
+
+def _split_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    parts, matched = extract_groups(s, ISO_DATETIME)
+    m = matched.to_numpy(dtype=bool)
+    seconds = parts["s"].where(parts["s"] != "", "00")
+    text = parts["date"] + " " + parts["h"] + ":" + parts["mi"] + ":" + seconds
+    wall = pd.to_datetime(text.where(m), format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    has_off = (parts["sign"] != "").to_numpy(dtype=bool)
+    oh = pd.to_numeric(parts["oh"].where(has_off, "0")).to_numpy(dtype=np.int64)
+    om = pd.to_numeric(parts["om"].where(has_off, "0")).to_numpy(dtype=np.int64)
+    off = np.where((parts["sign"] == "-").to_numpy(dtype=bool), -(oh * 60 + om), oh * 60 + om)
+    has_tz = (parts["tz"] != "").to_numpy(dtype=bool)  # "Z" is offset 0
     off_ok = ~has_off | ((oh <= 14) & (om <= 59))
-    offset = off.where(has_off, 0).where(parts["tz"].notna(), pd.NA).astype("Int64")
-    bad = ~blank & (wall.isna() | ~off_ok.fillna(False))
-    return wall, offset, bad.fillna(True).astype(bool)
+    bad = ~m | wall.isna().to_numpy() | ~off_ok
+    out = np.where(bad, np.datetime64("NaT"), wall.to_numpy(dtype="datetime64[s]"))
+    return out.astype("datetime64[s]"), np.where(bad, 0, off), has_tz & ~bad, bad
 
 
 # -- checks -----------------------------------------------------------------------------
@@ -125,22 +168,57 @@ def _blank_or_in(values: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return lambda s: s.fillna("").isin(allowed)
 
 
-def _datetime_ok(s: pd.Series) -> pd.Series:
-    return ~split_iso_datetime(s)[2]
+def _bad(n: str) -> str:
+    return f"_{n}_bad"
 
 
-def _amount_parses(s: pd.Series) -> pd.Series:
-    return ~parse_cents(s)[1]
+def prepare(norm: pd.DataFrame) -> pd.DataFrame:
+    """The normalised text frame plus the helper columns the schema checks: each value
+    that needs parsing is parsed once here (``_amount_cents``, ``_amount_bad``,
+    ``_payment_date_wall``, ``_payment_date_offset``, ``_payment_date_bad``), and
+    payment_guid uniqueness over the whole file (``_dup_identical``, ``_dup_conflict``)."""
+    helpers: dict[str, pd.Series] = {}
+    for spec in export_columns():
+        n = spec.name
+        if spec.kind == "amount":
+            cents, bad = parse_cents(norm[n])
+            helpers[f"_{n}_cents"], helpers[_bad(n)] = cents, bad
+        elif spec.kind == "datetime":
+            wall, offset, bad = split_iso_datetime(norm[n])
+            helpers[f"_{n}_wall"], helpers[f"_{n}_offset"], helpers[_bad(n)] = wall, offset, bad
+    helpers["_dup_identical"], helpers["_dup_conflict"] = duplicate_flags(norm)
+    return norm.assign(**helpers)
 
 
-def _amount_positive(s: pd.Series) -> pd.Series:
-    cents, bad = parse_cents(s)
-    return bad | cents.isna() | (cents.fillna(0) > 0)
+def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(a later copy of an identical line, a GUID on lines that disagree), over the file.
+
+    Only the lines whose GUID repeats are compared field by field (usually none)."""
+    guid = norm["payment_guid"].fillna("")
+    arr = pyarrow.array(guid, type=pyarrow.large_string())
+    counts = pc.value_counts(arr)
+    twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    repeated = pc.is_in(arr, value_set=twice).to_numpy(zero_copy_only=False) & (guid != "").to_numpy(
+        dtype=bool
+    )
+    identical_later = np.zeros(len(norm), dtype=bool)
+    conflict = np.zeros(len(norm), dtype=bool)
+    if repeated.any():
+        sub = norm.loc[repeated, column_names()]
+        row_hash = pd.util.hash_pandas_object(sub, index=False)
+        g = guid[repeated]
+        clash = (row_hash.groupby(g.to_numpy()).transform("nunique") > 1).to_numpy()
+        same = pd.DataFrame({"g": g.to_numpy(), "h": row_hash.to_numpy()}).duplicated(keep="first").to_numpy()
+        conflict[repeated] = clash
+        identical_later[repeated] = ~clash & same
+    return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
 
 
-def _column_checks(spec: ColumnSpec) -> list[pa.Check]:
+def _column_checks(spec: ColumnSpec) -> dict[str, pa.Column]:
+    """The pandera columns for one export column: the text column, then its helpers."""
     n = spec.name
     checks: list[pa.Check] = []
+    helpers: dict[str, pa.Column] = {}
     if spec.required == "yes":
         checks.append(pa.Check(_nonblank, name=f"{n}_required", error=f"{n}: required"))
     if spec.kind == "guid":
@@ -157,26 +235,36 @@ def _column_checks(spec: ColumnSpec) -> list[pa.Check]:
                 error=f"{n}: not one of {', '.join(spec.values)}",
             )
         )
-    elif spec.kind == "datetime":
-        checks.append(
-            pa.Check(
-                _datetime_ok,
-                name=f"{n}_datetime",
-                error=f"{n}: not an ISO 8601 date-time such as 2026-11-01T14:05:00",
-            )
-        )
     elif spec.kind == "integer":
         checks.append(pa.Check.str_matches(_INTEGER, name=f"{n}_integer", error=f"{n}: not a whole number"))
-    elif spec.kind == "amount":
-        checks.append(
-            pa.Check(
-                _amount_parses,
-                name=f"{n}_amount",
-                error=f"{n}: not an amount with at most two decimals",
-            )
+    elif spec.kind == "datetime":
+        helpers[_bad(n)] = pa.Column(
+            bool,
+            checks=pa.Check(
+                lambda b: ~b,
+                name=f"{n}_datetime",
+                error=f"{n}: not an ISO 8601 date-time such as 2026-11-01T14:05:00",
+            ),
         )
-        checks.append(pa.Check(_amount_positive, name=f"{n}_positive", error=f"{n}: must be greater than 0"))
-    return checks
+        helpers[f"_{n}_wall"] = pa.Column("datetime64[s]", nullable=True)
+        helpers[f"_{n}_offset"] = pa.Column("Int64", nullable=True)
+    elif spec.kind == "amount":
+        helpers[_bad(n)] = pa.Column(
+            bool,
+            checks=pa.Check(
+                lambda b: ~b, name=f"{n}_amount", error=f"{n}: not an amount with at most two decimals"
+            ),
+        )
+        helpers[f"_{n}_cents"] = pa.Column(
+            "Int64",
+            nullable=True,
+            checks=pa.Check(
+                lambda c: c.isna() | (c.fillna(1) > 0),
+                name=f"{n}_positive",
+                error=f"{n}: must be greater than 0",
+            ),
+        )
+    return {n: pa.Column(checks=checks, nullable=spec.required != "yes"), **helpers}
 
 
 def _conditional_checks() -> list[pa.Check]:
@@ -233,16 +321,10 @@ def _conditional_checks() -> list[pa.Check]:
 
 @functools.cache
 def payment_export_schema() -> pa.DataFrameSchema:
-    """The pandera schema of a *normalised* payment export frame.
-
-    The frame must also carry the boolean helper columns ``_dup_identical`` and
-    ``_dup_conflict`` (see ``caselle_ic.payments_read``): uniqueness of payment_guid is
-    decided over the whole file, which a per-column check cannot express.
-    """
-    columns = {
-        spec.name: pa.Column(checks=_column_checks(spec), nullable=spec.required != "yes")
-        for spec in export_columns()
-    }
+    """The pandera schema of a normalised payment export frame after :func:`prepare`."""
+    columns: dict[str, pa.Column] = {}
+    for spec in export_columns():
+        columns.update(_column_checks(spec))
     columns["_dup_identical"] = pa.Column(bool)
     columns["_dup_conflict"] = pa.Column(bool)
     return pa.DataFrameSchema(columns, checks=_conditional_checks(), name="IC payment export")
@@ -250,12 +332,17 @@ def payment_export_schema() -> pa.DataFrameSchema:
 
 @functools.cache
 def _rule_order() -> dict[str, int]:
+    """Every rule's error text -> its rank: by the export column it names, then by order."""
     schema = payment_export_schema()
     errors: list[str] = []
     for col in schema.columns.values():
         errors += [c.error for c in col.checks if c.error]
     errors += [c.error for c in schema.checks if c.error]
-    return {e: i for i, e in enumerate(errors)}
+    position = {name: i for i, name in enumerate(column_names())}
+    ranked = sorted(
+        range(len(errors)), key=lambda i: (position.get(errors[i].split(":", 1)[0], len(position)), i)
+    )
+    return {errors[i]: rank for rank, i in enumerate(ranked)}
 
 
 def row_reasons(failure_cases: pd.DataFrame) -> pd.Series:

@@ -295,12 +295,12 @@ def test_conflicting_duplicate_quarantines_every_line(read):
     assert set(reasons(e)) == {"payment_guid: on more than one line with different values (none is used)"}
 
 
-def test_every_failing_rule_is_reported_in_schema_order(read):
+def test_every_failing_rule_is_reported_in_column_order(read):
     e = read(row(payment_guid="x", payment_date="", amount="1.001", card_vendor=""))
     assert reasons(e) == [
         "payment_guid: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx); payment_date: required; "
-        "amount: not an amount with at most two decimals; "
-        "card_vendor: required for card payments (payment_type_id 1)"
+        "card_vendor: required for card payments (payment_type_id 1); "
+        "amount: not an amount with at most two decimals"
     ]
 
 
