@@ -386,11 +386,11 @@ def _judge(
             theirs = invoice_type if invoice_type is not None else "none"
             v.why = f"InvoiceTypeID {e.invoice_type} is not the payment's ({theirs})"
         elif e.card_vendors is not None and (card or "") not in e.card_vendors:
-            v.why = (
-                f"CardVender {list(e.card_vendors)} does not list {card or 'the payment (no card vendor)'}"
-            )
+            listed = json.dumps(list(e.card_vendors))
+            v.why = f"CardVender {listed} does not list {card or 'the payment (no card vendor)'}"
         elif e.obd_vendors is not None and (obd or "") not in e.obd_vendors:
-            v.why = f"OBDVender {list(e.obd_vendors)} does not list {obd or 'the payment (no OBD vendor)'}"
+            listed = json.dumps(list(e.obd_vendors))
+            v.why = f"OBDVender {listed} does not list {obd or 'the payment (no OBD vendor)'}"
         else:
             v.status = "outranked"
             matching.append(v)
@@ -631,6 +631,11 @@ def explain_text(
         f"  posting method     {res.posting_method}  ({method_src})",
         f"  code_rule          {res.code_rule}",
     ]
+    if res.posting_method == "File" and (res.distribution_code > 9999 or res.payment_code > 99):
+        out.append(
+            "  NOTE: the lockbox file holds distribution codes up to 9999 and payment codes up to 99;"
+            " these payments would be quarantined"
+        )
     others = [v for v in verdicts if v.status != "winner"]
     if others:
         out.append("Other entries:")

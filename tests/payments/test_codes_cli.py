@@ -120,3 +120,13 @@ def test_codes_explain_errors_exit_2(make_cfg):
     )
     assert done.returncode == 2
     assert "setting 65 (ach_code) is not set" in done.stderr
+
+
+def test_explain_warns_when_a_file_code_breaks_the_lockbox_limits(make_cfg):
+    from caselle_ic.codes import explain_text
+
+    doc = {"PaymentSettings": [{"PaymentTypeID": 2, "PaymentCode": 777, "PostingMethod": "File"}]}
+    text = explain_text(make_cfg(doc), 2)
+    assert "posting method     File  (entry 1 PostingMethod)" in text
+    assert "these payments would be quarantined" in text
+    assert "quarantined" not in explain_text(make_cfg(), 2, invoice_type=42)  # DataPump: no limit
