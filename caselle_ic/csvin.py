@@ -88,7 +88,12 @@ def _record_lines(path: Path, encoding: str, table: pa.Table, lines: int, bare_c
     # Fast path: one line per record (the file's line breaks are the header's and the
     # records' own: no quoted line breaks, no blank lines) -> record i starts at line i + 2.
     ascii_breaks = "\n".encode(encoding) == b"\n" and "\r".encode(encoding) == b"\r"
-    if ascii_breaks and not bare_cr and lines == n_records + 1:
+    # An unbalanced quote at the end swallows the last line break into the last value
+    # and leaves the count intact: look at the last record (cheap) to catch it.
+    tail_broken = n_records > 0 and any(
+        ("\n" in v or "\r" in v) for v in (col[n_records - 1].as_py() or "" for col in table.columns)
+    )
+    if ascii_breaks and not bare_cr and lines == n_records + 1 and not tail_broken:
         return np.arange(2, n_records + 2, dtype=np.int64)
     starts = np.empty(n_records, dtype=np.int64)
     with path.open("r", encoding=_py_encoding(encoding), newline="") as fh:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import SAMPLES, run_cli
-from paykit import SEED_131, UNSET, make_cfg  # noqa: F401  (a fixture)
+from tests.conftest import SAMPLES, run_cli
+from tests.payments.paykit import SEED_131, UNSET, make_cfg  # noqa: F401  (a fixture)
 
 
 def test_codes_template_prints_the_go_forward_json():

@@ -10,8 +10,6 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from conftest import SAMPLES
-from paykit import UNSET, make_cfg  # noqa: F401  (a fixture)
 
 from caselle_ic.codes import load_payment_codes, resolve_codes
 from caselle_ic.config import load_config, resolve_now
@@ -25,6 +23,8 @@ from caselle_ic.lockbox import (
     write_lockbox_files,
 )
 from caselle_ic.payments_read import read_payment_export
+from tests.conftest import SAMPLES
+from tests.payments.paykit import UNSET, make_cfg  # noqa: F401  (a fixture)
 
 EXPECTED = SAMPLES / "expected"
 RUN_DAY = date(2026, 11, 2)

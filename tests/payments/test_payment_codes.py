@@ -8,10 +8,8 @@ import logging
 
 import pandas as pd
 import pytest
-from conftest import SAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paykit import UNSET, make_cfg  # noqa: F401  (a fixture)
 
 from caselle_ic.codes import (
     CARD_VENDORS,
@@ -28,6 +26,8 @@ from caselle_ic.codes import (
 )
 from caselle_ic.config import load_config
 from caselle_ic.errors import ConfigError
+from tests.conftest import SAMPLES
+from tests.payments.paykit import UNSET, make_cfg  # noqa: F401  (a fixture)
 
 # -- the seed's worked example ---------------------------------------------------------------
 

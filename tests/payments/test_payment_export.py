@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SAMPLES
-from paykit import make_cfg  # noqa: F401  (a fixture)
 
 from caselle_ic.config import load_config
 from caselle_ic.errors import InputError
 from caselle_ic.payments_read import read_payment_export
 from schemas.payments import column_names, export_columns
+from tests.conftest import SAMPLES
+from tests.payments.paykit import make_cfg  # noqa: F401  (a fixture)
 
 G1 = "0f8fad5b-d9cb-469f-a165-70867728950e"
 G2 = "7c9e6679-7425-40de-944b-e07fc1f90ae7"

@@ -7,7 +7,6 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from conftest import SAMPLES
 
 from caselle_ic.codes import load_payment_codes, resolve_codes
 from caselle_ic.config import load_config
@@ -22,6 +21,7 @@ from caselle_ic.reconcile import (
     reconcile,
     write_reconciliation_csv,
 )
+from tests.conftest import SAMPLES
 
 
 @pytest.fixture(scope="module")
