@@ -8,6 +8,10 @@ Hierarchy (modelled on httpx's single exceptions module)::
     │                               carries file, line and column when known
     ├── OutputError                 an output could not be written               (exit 2)
     ├── LedgerError                 the ledger database refused or is unusable   (exit 2)
+    ├── InboxError                  inbox files failed in a scheduled pickup     (exit 2)
+    │                               (each one is in [paths].error with a reason)
+    ├── ServiceError                a local service (Prefect server, emulator)
+    │                               did not start or answer in time              (exit 2)
     └── CaselleAPIError             talking to Caselle Connect failed
         ├── RetriableError          safe to try again (nothing was committed)
         │   ├── TransportError      connection refused / DNS / TLS before sending
@@ -75,6 +79,14 @@ class OutputError(CaselleICError):
 
 class LedgerError(CaselleICError):
     """The ledger database is unreachable or refused an operation."""
+
+
+class InboxError(CaselleICError):
+    """Some inbox files failed; each is in ``[paths].error`` with its ``.reason.txt``."""
+
+
+class ServiceError(CaselleICError):
+    """A local service (Prefect server, emulator) did not start or did not answer in time."""
 
 
 class CaselleAPIError(CaselleICError):
