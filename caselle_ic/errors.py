@@ -82,7 +82,14 @@ class LedgerError(CaselleICError):
 
 
 class InboxError(CaselleICError):
-    """Some inbox files failed; each is in ``[paths].error`` with its ``.reason.txt``."""
+    """Some inbox files failed; each is in ``[paths].error`` with its ``.reason.txt``.
+
+    ``summary`` is the pickup's JSON-able report (every file, where it went, why).
+    """
+
+    def __init__(self, message: str, *, summary: dict | None = None):
+        self.summary = summary or {}
+        super().__init__(message)
 
 
 class ServiceError(CaselleICError):

@@ -84,17 +84,17 @@ metadata = sa.MetaData()
 inbox_files = sa.Table(
     "inbox_files",
     metadata,
-    sa.Column("biller_guid", sa.String(64), primary_key=True),
+    sa.Column("biller", sa.String(64), primary_key=True),  # lower-case BillerGuid, as the ledger keys it
     sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("biller", sa.String(200), nullable=False),
+    sa.Column("biller_name", sa.String(200), nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("name", sa.String(500), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("status", sa.String(12), nullable=False),  # processing | done | failed
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("claimed_by", sa.String(200), nullable=False),
-    sa.Column("claimed_at", sa.DateTime, nullable=False),  # UTC, naive
-    sa.Column("finished_at", sa.DateTime, nullable=True),
+    sa.Column("claimed_at", sa.String(32), nullable=False),  # fixed-width UTC text, as in the ledger
+    sa.Column("finished_at", sa.String(32), nullable=True),
     sa.Column("archived_as", sa.String(1000), nullable=True),
     sa.Column("outputs", sa.Text, nullable=True),  # JSON list of paths
     sa.Column("detail", sa.Text, nullable=True),  # counts, or the (redacted) failure reason
@@ -107,8 +107,18 @@ def default_ledger_url(cfg: Any) -> str:
     return f"sqlite:///{state / 'ledger.db'}"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+def utc_text(moment: datetime | None = None) -> str:
+    """Fixed-width UTC text ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (the ledger's timestamp format)."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc_text(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def biller_key(cfg: Any) -> str:
+    """The biller's key: its BillerGuid in lower case (stable when the biller is renamed)."""
+    return str(cfg.biller_guid).lower()
 
 
 @dataclass(frozen=True)
@@ -150,61 +160,59 @@ class InboxStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _key(self, biller_guid: str, sha256: str) -> Any:
+    def _key(self, biller: str, sha256: str) -> Any:
         t = inbox_files.c
-        return sa.and_(t.biller_guid == biller_guid, t.sha256 == sha256)
+        return sa.and_(t.biller == biller, t.sha256 == sha256)
 
-    def get(self, biller_guid: str, sha256: str) -> dict[str, Any] | None:
+    def get(self, biller: str, sha256: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(inbox_files).where(self._key(biller_guid, sha256))).mappings().first()
-            )
+            row = conn.execute(sa.select(inbox_files).where(self._key(biller, sha256))).mappings().first()
         return dict(row) if row else None
 
-    def claim(self, *, biller_guid: str, biller: str, sha256: str, kind: str, name: str, size: int) -> Claim:
+    def claim(self, *, biller: str, biller_name: str, sha256: str, kind: str, name: str, size: int) -> Claim:
         """Claim content for processing. Safe when several runs race for the same file."""
-        now = _utcnow()
+        now = datetime.now(UTC)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     inbox_files.insert().values(
-                        biller_guid=biller_guid,
-                        sha256=sha256,
                         biller=biller,
+                        sha256=sha256,
+                        biller_name=biller_name,
                         kind=kind,
                         name=name,
                         size=size,
                         status="processing",
                         attempts=1,
                         claimed_by=self.worker,
-                        claimed_at=now,
+                        claimed_at=utc_text(now),
                     )
                 )
             return Claim("claimed")
         except IntegrityError:
             pass
-        row = self.get(biller_guid, sha256)
+        row = self.get(biller, sha256)
         if row is None:  # deleted between our insert and select: try once more
             return self.claim(
-                biller_guid=biller_guid, biller=biller, sha256=sha256, kind=kind, name=name, size=size
+                biller=biller, biller_name=biller_name, sha256=sha256, kind=kind, name=name, size=size
             )
         if row["status"] == "done":
             return Claim("duplicate", row)
-        age = (now - row["claimed_at"]).total_seconds()
+        age = (now - parse_utc_text(row["claimed_at"])).total_seconds()
         if row["status"] == "processing" and age < self.stale_after_seconds:
             return Claim("busy", row)
         # failed before, or a stale claim of a run that died: take it over, optimistically
         with self.engine.begin() as conn:
             taken = conn.execute(
                 inbox_files.update()
-                .where(self._key(biller_guid, sha256))
+                .where(self._key(biller, sha256))
                 .where(inbox_files.c.status == row["status"])
                 .where(inbox_files.c.attempts == row["attempts"])
                 .values(
                     status="processing",
                     attempts=row["attempts"] + 1,
                     claimed_by=self.worker,
-                    claimed_at=now,
+                    claimed_at=utc_text(now),
                     kind=kind,
                     name=name,
                     finished_at=None,
@@ -215,7 +223,7 @@ class InboxStore:
     def finish(
         self,
         *,
-        biller_guid: str,
+        biller: str,
         sha256: str,
         ok: bool,
         archived_as: Path | None,
@@ -225,20 +233,20 @@ class InboxStore:
         with self.engine.begin() as conn:
             conn.execute(
                 inbox_files.update()
-                .where(self._key(biller_guid, sha256))
+                .where(self._key(biller, sha256))
                 .values(
                     status="done" if ok else "failed",
-                    finished_at=_utcnow(),
+                    finished_at=utc_text(),
                     archived_as=str(archived_as) if archived_as else None,
                     outputs=json.dumps([str(p) for p in outputs or []]),
                     detail=detail,
                 )
             )
 
-    def forget(self, biller_guid: str, sha256: str) -> bool:
+    def forget(self, biller: str, sha256: str) -> bool:
         """Drop the record of some content so the same file can be processed again."""
         with self.engine.begin() as conn:
-            return bool(conn.execute(inbox_files.delete().where(self._key(biller_guid, sha256))).rowcount)
+            return bool(conn.execute(inbox_files.delete().where(self._key(biller, sha256))).rowcount)
 
 
 def _safe_url(url: str) -> str:
@@ -405,6 +413,32 @@ class InboxReport:
             )
         return lines
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able summary (what the inbox flows return)."""
+        counts = {
+            s: len(self.by_status(s)) for s in ("processed", "failed", "duplicate", "busy", "unsettled")
+        }
+        return {
+            "biller": self.biller,
+            "kind": self.kind,
+            "exit_status": self.exit_status,
+            **counts,
+            "unrecognised": [p.name for p in self.unrecognised],
+            "files": [
+                {
+                    "name": i.name,
+                    "status": i.status,
+                    "moved_to": str(i.moved_to) if i.moved_to else None,
+                    "reason": i.reason,
+                    "outputs": [str(p) for p in i.result.outputs] if i.result else [],
+                    "quarantined": i.result.n_quarantined if i.result else 0,
+                    "rejects": str(i.result.rejects_path) if i.result and i.result.rejects_path else None,
+                    "seconds": round(i.seconds, 3),
+                }
+                for i in self.items
+            ],
+        }
+
     def to_markdown(self) -> str:
         lines = [
             f"# Inbox pickup: {self.kind} — {self.biller}",
@@ -520,8 +554,8 @@ def _process_one(
         return item
 
     claim = store.claim(
-        biller_guid=cfg.biller_guid,
-        biller=cfg.name,
+        biller=biller_key(cfg),
+        biller_name=cfg.name,
         sha256=item.sha256,
         kind=kind,
         name=w.path.name,
@@ -540,14 +574,14 @@ def _process_one(
             return item
         item.status = "duplicate"
         item.reason = (
-            f"same content as {prev['name']} processed {prev['finished_at']:%Y-%m-%d %H:%M} UTC; "
+            f"same content as {prev['name']} processed {prev['finished_at'][:16].replace('T', ' ')} UTC; "
             "not processed again"
         )
         item.note = item.moved_to.with_name(item.moved_to.name + ".duplicate.txt")
         _write_note(
             item.note,
             f"{item.moved_to.name} was not processed: its content (sha256 {item.sha256}) is the same as\n"
-            f"{prev['name']}, processed at {prev['finished_at']:%Y-%m-%d %H:%M:%S} UTC "
+            f"{prev['name']}, processed at {prev['finished_at'][:19].replace('T', ' ')} UTC "
             f"and archived as {prev['archived_as']}.\n"
             "To process it again on purpose, run the command for it directly "
             "(e.g. caselle-ic payments FILE --config BILLER.toml --out DIR); the payment ledger "
@@ -574,7 +608,7 @@ def _process_one(
             "Fix the cause, then move the file back into the inbox; the next scheduled run picks it up.\n",
         )
         store.finish(
-            biller_guid=cfg.biller_guid,
+            biller=biller_key(cfg),
             sha256=item.sha256,
             ok=False,
             archived_as=item.moved_to,
@@ -589,7 +623,7 @@ def _process_one(
     if result.n_quarantined:
         item.reason = f"{result.n_quarantined} record(s) quarantined -> {result.rejects_path}"
     store.finish(
-        biller_guid=cfg.biller_guid,
+        biller=biller_key(cfg),
         sha256=item.sha256,
         ok=True,
         archived_as=item.moved_to,
@@ -646,7 +680,6 @@ PIPELINES: dict[Kind, Pipeline] = {
         ("flows.paperless", "paperless_sync"),
         ("caselle_ic.paperless", "run_paperless_sync"),
         "log",
-        out_dir=False,
         now=False,
         ledger=True,
     ),

@@ -78,18 +78,13 @@ def pickup(
         key=f"inbox-{kind}-{cfg.slug}",
         description=f"{kind} inbox pickup for {cfg.name}: what was processed and where it went",
     )
-    summary: dict[str, Any] = {
-        "biller": cfg.slug,
-        "kind": kind,
-        "exit_status": report.exit_status,
-        **{s: len(report.by_status(s)) for s in ("processed", "failed", "duplicate", "busy", "unsettled")},
-        "unrecognised": len(report.unrecognised),
-    }
+    summary = report.to_dict()
     failed = report.by_status("failed")
     if failed:
         raise InboxError(
             f"{len(failed)} of {len(report.items)} {kind} file(s) failed and were moved to "
-            f"{cfg.paths.error} with a .reason.txt: " + "; ".join(f"{i.name}: {i.reason}" for i in failed)
+            f"{cfg.paths.error} with a .reason.txt: " + "; ".join(f"{i.name}: {i.reason}" for i in failed),
+            summary=summary,
         )
     return summary
 
@@ -129,7 +124,7 @@ def paperless_inbox(
     return pickup("paperless", config, ledger_url=ledger_url, settle_seconds=settle_seconds)
 
 
-INBOX_FLOW_FUNCTIONS = {
+INBOX_FLOW_FUNCTIONS: dict[str, Any] = {
     "invoices": invoice_inbox,
     "adjustments": adjustments_inbox,
     "payments": payments_inbox,

@@ -204,8 +204,8 @@ def test_busy_and_stale_claims(cfg: BillerConfig) -> None:
     url = default_ledger_url(cfg)
     other = InboxStore(url)
     claim = other.claim(
-        biller_guid=cfg.biller_guid,
-        biller=cfg.name,
+        biller=cfg.biller_guid.lower(),
+        biller_name=cfg.name,
         sha256=sha256_file(path),
         kind="payments",
         name=path.name,
