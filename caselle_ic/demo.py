@@ -180,7 +180,7 @@ def run_demo(workdir: str | Path | None = None, prefect: bool = True) -> int:
         print(f"  Prefect server {server.api_url} ({how})", file=out)
 
     steps: list[Step] = []
-    emu = EmulatorProcess(db=wd / "emulator.db", seed=SAMPLES / "statements.csv")
+    emu = EmulatorProcess(db=wd / "emulator.db")  # seeds itself from data/samples/statements.csv
     try:
         try:
             emu.start()

@@ -20,7 +20,10 @@ first:
    ``outbox/rejects/``.
 4. **Move the input**: to ``archive`` on success (also when some records were quarantined:
    the output was written), to ``error`` with ``<name>.reason.txt`` when the handler
-   raised. One bad file never stops the others.
+   raised. One bad file never stops the others. When the pipeline reports records it
+   could not send now (``result.extra["retry_later"]``: Caselle unreachable for some), the
+   input stays in the inbox and the next run sends the rest (the ledger skips what was
+   sent).
 
 Which files belong to which kind (``docs/operations.md``): a file in a sub-folder named
 after the kind (``inbox/invoices/``, ``inbox/adjustments/``, ``inbox/payments/``,
@@ -350,7 +353,7 @@ def _write_note(path: Path, text: str) -> None:
 
 
 # -- the run ---------------------------------------------------------------------------------
-Status = Literal["processed", "failed", "duplicate", "busy", "unsettled", "vanished"]
+Status = Literal["processed", "retry", "failed", "duplicate", "busy", "unsettled", "vanished"]
 
 
 @dataclass
@@ -368,7 +371,7 @@ class InboxItem:
 
     @property
     def exit_status(self) -> int:
-        if self.status == "failed":
+        if self.status in ("failed", "retry"):
             return 2
         return self.result.exit_status if self.result is not None else 0
 
@@ -396,7 +399,8 @@ class InboxReport:
 
     def summary_lines(self) -> list[str]:
         counts = {
-            s: len(self.by_status(s)) for s in ("processed", "failed", "duplicate", "busy", "unsettled")
+            s: len(self.by_status(s))
+            for s in ("processed", "retry", "failed", "duplicate", "busy", "unsettled")
         }
         lines = [
             f"inbox {self.kind} for {self.biller}: "
@@ -416,7 +420,8 @@ class InboxReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able summary (what the inbox flows return)."""
         counts = {
-            s: len(self.by_status(s)) for s in ("processed", "failed", "duplicate", "busy", "unsettled")
+            s: len(self.by_status(s))
+            for s in ("processed", "retry", "failed", "duplicate", "busy", "unsettled")
         }
         return {
             "biller": self.biller,
@@ -462,6 +467,16 @@ class InboxReport:
                 "them into `inbox/<kind>/`): " + ", ".join(f"`{p.name}`" for p in self.unrecognised),
             ]
         return "\n".join(lines) + "\n"
+
+
+def retry_later(result: RunResult) -> int:
+    """Records a rerun of the same input would still send (0: the input is done).
+
+    A pipeline says so with ``result.extra["retry_later"] = n``; the paperless sync's
+    ``counts["not sent (retry)"]`` is read the same way.
+    """
+    value = result.extra.get("retry_later") or result.counts.get("not sent (retry)") or 0
+    return int(value)
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -618,6 +633,23 @@ def _process_one(
 
     item.seconds = time.perf_counter() - started
     item.result = result
+    retry = retry_later(result)
+    if retry:
+        # Outputs were written, but some records could not be sent now (Caselle down, an
+        # outcome to settle): keep the input in the inbox so the next run sends the rest —
+        # the pipeline's ledger skips what was already sent.
+        item.status = "retry"
+        item.reason = f"{retry} record(s) could not be sent now; left in the inbox for the next run"
+        store.finish(
+            biller=biller_key(cfg),
+            sha256=item.sha256,
+            ok=False,
+            archived_as=None,
+            outputs=list(result.outputs),
+            detail=f"retry: {item.reason}",
+        )
+        log.warning("inbox: %s: %s", w.path.name, item.reason)
+        return item
     item.status = "processed"
     item.moved_to = _move(w.path, Path(paths.archive), item.sha256)
     if result.n_quarantined:

@@ -79,11 +79,12 @@ def pickup(
         description=f"{kind} inbox pickup for {cfg.name}: what was processed and where it went",
     )
     summary = report.to_dict()
-    failed = report.by_status("failed")
+    failed = report.by_status("failed") + report.by_status("retry")
     if failed:
         raise InboxError(
-            f"{len(failed)} of {len(report.items)} {kind} file(s) failed and were moved to "
-            f"{cfg.paths.error} with a .reason.txt: " + "; ".join(f"{i.name}: {i.reason}" for i in failed),
+            f"{len(failed)} of {len(report.items)} {kind} file(s) did not complete (failed: moved to "
+            f"{cfg.paths.error} with a .reason.txt; retry: left in the inbox for the next run): "
+            + "; ".join(f"{i.name}: {i.reason}" for i in failed),
             summary=summary,
         )
     return summary

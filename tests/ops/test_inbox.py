@@ -269,3 +269,32 @@ def test_two_runs_at_once_process_each_file_once(
     assert len(rows(cfg, url)) == n
     totals = sorted(int((cfg.paths.outbox / f"p{i:02d}_payments.total.txt").read_text()) for i in range(n))
     assert totals == [i * 100 for i in range(n)]
+
+
+def test_records_to_retry_keep_the_input_in_the_inbox(cfg: BillerConfig) -> None:
+    """A pipeline that could not send everything (Caselle down for some) gets the file again."""
+    down = {"value": True}
+    sent: list[str] = []
+    inner = total_handler()
+
+    def handler(path: Path, outbox: Path) -> RunResult:
+        result = inner(path, outbox)
+        accounts = read_text_csv(path, required=["account_number"])["account_number"].tolist()
+        todo = [a for a in accounts if a not in sent]
+        now = todo[:1] if down["value"] else todo  # while "down", only one gets through
+        sent.extend(now)
+        result.extra["retry_later"] = len(todo) - len(now)
+        return result
+
+    drop(cfg, "r_payments.csv", GOOD)
+    report = process_inbox(cfg, "payments", handler)
+    assert [(i.status, i.exit_status) for i in report.items] == [("retry", 2)]
+    assert "1 record(s) could not be sent now" in report.items[0].reason
+    assert (cfg.paths.inbox / "r_payments.csv").exists() and not cfg.paths.archive.exists()
+    assert rows(cfg)[0]["status"] == "failed"
+    down["value"] = False
+    report = process_inbox(cfg, "payments", handler)
+    assert [i.status for i in report.items] == ["processed"]
+    assert sent == ["001001", "001002"]
+    assert (cfg.paths.archive / "r_payments.csv").exists()
+    assert rows(cfg)[0]["status"] == "done" and rows(cfg)[0]["attempts"] == 2
