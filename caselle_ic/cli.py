@@ -134,7 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from caselle_ic.deploy import serve_billers
 
-    serve_billers([str(c) for c in args.config])
+    serve_billers([str(c) for c in args.config], ledger_url=args.ledger)
     return 0
 
 
@@ -180,7 +180,10 @@ def cmd_deployments(args: argparse.Namespace) -> int:
     from caselle_ic.deploy import render_prefect_yaml
 
     root = Path(args.root) if args.root else Path.cwd()
-    sys.stdout.write(render_prefect_yaml([str(c) for c in args.config], root=root, work_pool=args.pool))
+    text = render_prefect_yaml(
+        [str(c) for c in args.config], root=root, work_pool=args.pool, ledger_url=args.ledger
+    )
+    sys.stdout.write(text)
     return 0
 
 
@@ -249,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("serve", help="serve the scheduled deployments of one or more billers")
     sp.add_argument("--config", required=True, type=Path, action="append", metavar="BILLER.toml")
+    sp.add_argument("--ledger", metavar="URL", help="shared ledger database of the inbox runs (no password)")
     sp.set_defaults(func=cmd_serve)
     sp = sub.add_parser("inbox", help="process the files waiting in the biller's [paths].inbox, once")
     sp.add_argument(
@@ -264,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", required=True, type=Path, action="append", metavar="BILLER.toml")
     sp.add_argument("--pool", default="caselle-ic", help="process work pool name")
     sp.add_argument("--root", type=Path, default=None, help="repository root on the workers (default: .)")
+    sp.add_argument("--ledger", metavar="URL", help="shared ledger database of the inbox runs (no password)")
     sp.set_defaults(func=cmd_deployments)
     return p
 

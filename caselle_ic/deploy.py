@@ -99,13 +99,35 @@ def check_cron(cron: str, where: str, file: Path | None = None) -> str:
         raise ConfigError(f"{where} = {cron!r}: {exc}", file=file, setting=where) from None
 
 
+def check_ledger_url(url: str) -> str:
+    """A ledger URL for deployment parameters: parameters show in the UI, so no password."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(
+            f"--ledger {url!r} is not a database URL; use postgresql+psycopg://user@host/db"
+        ) from None
+    if parsed.password:
+        raise ConfigError(
+            "--ledger holds a password; deployment parameters are shown in the Prefect UI. "
+            "Give the URL without it and put the password in PGPASSWORD or ~/.pgpass on each worker"
+        )
+    return url
+
+
 def biller_plan(
-    cfg: BillerConfig, config_param: str, outbox_param: str | None = None
+    cfg: BillerConfig,
+    config_param: str,
+    outbox_param: str | None = None,
+    ledger_url: str | None = None,
 ) -> list[DeploymentSpec]:
     """The deployments of one biller.
 
     ``config_param`` is the config path the runs will load; ``outbox_param`` the ``out_dir``
-    of the on-demand flows (default: the biller's outbox, absolute).
+    of the on-demand flows (default: the biller's outbox, absolute); ``ledger_url`` the
+    shared ledger database of the inbox runs (default: SQLite in ``[paths].state``).
     """
     specs: list[DeploymentSpec] = []
     for kind in KINDS:
@@ -118,7 +140,7 @@ def biller_plan(
                 ref,
                 flow_name,
                 cfg.slug,
-                {"config": config_param},
+                {"config": config_param, **({"ledger_url": ledger_url} if ledger_url else {})},
                 f"{cfg.name}: {description}",
                 cron=cron,
                 timezone=cfg.timezone if cron else None,
@@ -165,7 +187,9 @@ def fleet_plan() -> list[DeploymentSpec]:
     ]
 
 
-def plan(config_paths: Sequence[str | Path], *, relative_to: Path | None = None) -> list[DeploymentSpec]:
+def plan(
+    config_paths: Sequence[str | Path], *, relative_to: Path | None = None, ledger_url: str | None = None
+) -> list[DeploymentSpec]:
     """Deployments for several billers plus the fleet fan-out.
 
     Config paths become the runs' ``config`` parameter: absolute, or relative to
@@ -185,7 +209,12 @@ def plan(config_paths: Sequence[str | Path], *, relative_to: Path | None = None)
                 file=path,
             )
         seen[cfg.slug] = path
-        specs += biller_plan(cfg, _param_path(path, relative_to), _param_path(cfg.paths.outbox, relative_to))
+        specs += biller_plan(
+            cfg,
+            _param_path(path, relative_to),
+            _param_path(cfg.paths.outbox, relative_to),
+            check_ledger_url(ledger_url) if ledger_url else None,
+        )
     return specs + fleet_plan()
 
 
@@ -226,7 +255,9 @@ def runner_deployments(specs: Iterable[DeploymentSpec], *, skip_missing: bool = 
     return out
 
 
-def serve_billers(config_paths: Sequence[str | Path], *, limit: int | None = None) -> None:
+def serve_billers(
+    config_paths: Sequence[str | Path], *, ledger_url: str | None = None, limit: int | None = None
+) -> None:
     """``caselle-ic serve``: serve every biller's deployments from this process until Ctrl-C.
 
     Without ``PREFECT_API_URL`` a local Prefect server is started (or reused) on
@@ -237,7 +268,7 @@ def serve_billers(config_paths: Sequence[str | Path], *, limit: int | None = Non
 
     cfgs = [load_config(p) for p in config_paths]
     install_redaction(cfgs)
-    specs = plan(config_paths)
+    specs = plan(config_paths, ledger_url=ledger_url)
     server = ensure_server()
     os.environ["PREFECT_API_URL"] = server.api_url
     from prefect import serve
@@ -255,6 +286,7 @@ def render_prefect_yaml(
     *,
     root: Path,
     work_pool: str = WORK_POOL,
+    ledger_url: str | None = None,
 ) -> str:
     """The ``prefect.yaml`` declaring the same deployments for a process work pool.
 
@@ -266,7 +298,7 @@ def render_prefect_yaml(
     import yaml
 
     deployments = []
-    for spec in plan(config_paths, relative_to=root):
+    for spec in plan(config_paths, relative_to=root, ledger_url=ledger_url):
         d: dict[str, Any] = {
             "name": spec.name,
             "entrypoint": spec.entrypoint,
@@ -296,6 +328,7 @@ def render_prefect_yaml(
         "# Generated from the biller configs by:\n"
         "#   caselle-ic deployments --config "
         + " --config ".join(str(Path(p)) for p in config_paths)
+        + (f" --ledger {ledger_url}" if ledger_url else "")
         + " > prefect.yaml\n"
         "# Deploy:  prefect work-pool create caselle-ic --type process\n"
         "#          prefect deploy --all\n"

@@ -92,18 +92,24 @@ def pickup(
 
 @flow(name="invoice-inbox", flow_run_name=_inbox_run_name)
 def invoice_inbox(
-    config: str, settle_seconds: float = DEFAULT_SETTLE_SECONDS, now: str | None = None
+    config: str,
+    ledger_url: str | None = None,
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    now: str | None = None,
 ) -> dict[str, Any]:
     """Monthly: every statement extract waiting in the inbox -> an IC invoice file in the outbox."""
-    return pickup("invoices", config, settle_seconds=settle_seconds, now=now)
+    return pickup("invoices", config, ledger_url=ledger_url, settle_seconds=settle_seconds, now=now)
 
 
 @flow(name="adjustments-inbox", flow_run_name=_inbox_run_name)
 def adjustments_inbox(
-    config: str, settle_seconds: float = DEFAULT_SETTLE_SECONDS, now: str | None = None
+    config: str,
+    ledger_url: str | None = None,
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    now: str | None = None,
 ) -> dict[str, Any]:
     """Every adjustments extract waiting in the inbox -> an IC invoice file in the outbox."""
-    return pickup("adjustments", config, settle_seconds=settle_seconds, now=now)
+    return pickup("adjustments", config, ledger_url=ledger_url, settle_seconds=settle_seconds, now=now)
 
 
 @flow(name="payments-inbox", flow_run_name=_inbox_run_name)

@@ -220,3 +220,15 @@ def test_all_billers_fans_out_once_per_biller_and_period(prefect_harness: None, 
         )
         assert fr.state.is_scheduled()
     assert len(fleet_plan()) == 4
+
+
+def test_shared_ledger_goes_to_the_inbox_deployments_without_a_password() -> None:
+    url = "postgresql+psycopg://caselle@db.example/caselle"
+    specs = {
+        s.full_name: s.parameters for s in plan([SAMPLES / "biller.toml"], relative_to=ROOT, ledger_url=url)
+    }
+    for kind in ("invoice", "adjustments", "payments", "paperless"):
+        assert specs[f"{kind}-inbox/{SLUG}"]["ledger_url"] == url
+    assert "ledger_url" not in specs[f"balance-refresh/{SLUG}"]
+    with pytest.raises(ConfigError, match="PGPASSWORD"):
+        plan([SAMPLES / "biller.toml"], ledger_url="postgresql+psycopg://caselle:s3cret@db/caselle")
