@@ -103,3 +103,41 @@ def test_a_port_taken_by_something_else_is_reported(tmp_path: Path) -> None:
             ensure_server(port=port, home=tmp_path / "home", use_env=False, timeout=120)
     assert "log" in str(err.value)
     assert not (tmp_path / "home" / PID_FILE).exists()
+
+
+@pytest.mark.postgres
+def test_server_on_postgresql(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented path when one machine is outgrown: the server's database on PostgreSQL."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("drop database if exists caselle_ic_prefect_test with (force)"))
+        conn.execute(sa.text("create database caselle_ic_prefect_test"))
+    admin.dispose()
+    url = sa.make_url(pg_url).set(drivername="postgresql+asyncpg", database="caselle_ic_prefect_test")
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", url.render_as_string(hide_password=False))
+    handle = ensure_server(port=free_port(), home=tmp_path / "home", use_env=False)
+    try:
+        print(f"prefect server on PostgreSQL: {handle.startup_seconds:.1f} s to healthy")
+        code = (
+            "from prefect import flow\n"
+            "@flow(name='pg-check')\n"
+            "def f() -> int:\n"
+            "    return 42\n"
+            "assert f() == 42\n"
+        )
+        env = {**os.environ, "PREFECT_API_URL": handle.api_url}
+        env.pop("PREFECT_API_DATABASE_CONNECTION_URL")
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+    finally:
+        stop_server(handle)
+    engine = sa.create_engine(pg_url.rsplit("/", 1)[0] + "/caselle_ic_prefect_test")
+    with engine.connect() as conn:
+        names = conn.execute(sa.text("select name from flow")).scalars().all()
+    engine.dispose()
+    assert "pg-check" in names  # the run was stored in PostgreSQL, not in SQLite
+    assert not (tmp_path / "home" / "prefect.db").exists()
