@@ -232,3 +232,56 @@ def test_shared_ledger_goes_to_the_inbox_deployments_without_a_password() -> Non
     assert "ledger_url" not in specs[f"balance-refresh/{SLUG}"]
     with pytest.raises(ConfigError, match="PGPASSWORD"):
         plan([SAMPLES / "biller.toml"], ledger_url="postgresql+psycopg://caselle:s3cret@db/caselle")
+
+
+SERVE_READY = all(
+    __import__("importlib").util.find_spec(m) is not None for m in ("flows.invoices", "flows.balance")
+)
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+@pytest.mark.skipif(not SERVE_READY, reason="needs flows.invoices and flows.balance (merge)")
+def test_caselle_ic_serve_registers_every_deployment(prefect_harness: None, biller_toml: Path) -> None:
+    """`caselle-ic serve` as a user runs it, against the test server; stopped with SIGTERM."""
+    import signal
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    env = {**os.environ, "PREFECT_API_URL": _api_url()}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "caselle-ic"), "serve", "--config", str(biller_toml)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    want = {
+        f"{f}/{SLUG}" for f in ("invoice-inbox", "adjustments-inbox", "payments-inbox", "paperless-inbox")
+    }
+    want |= {f"adjustments-file/{SLUG}", f"balance-refresh/{SLUG}"}
+
+    async def registered() -> set[str]:
+        async with get_client() as client:
+            found = set()
+            for name in want:
+                try:
+                    dep = await client.read_deployment_by_name(name)
+                except Exception:
+                    continue
+                if dep.parameters.get("config") == str(biller_toml.resolve()):
+                    found.add(name)
+            return found
+
+    try:
+        deadline = time.monotonic() + 120
+        found: set[str] = set()
+        while time.monotonic() < deadline and found != want and proc.poll() is None:
+            time.sleep(1)
+            found = asyncio.run(registered())
+        assert found == want, (found, proc.poll())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert "serving 10 deployments for 1 biller(s)" in out, out[-2000:]  # 6 + 4 all-billers
