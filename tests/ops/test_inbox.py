@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,40 +30,9 @@ from caselle_ic.inbox import (
     process_inbox,
     scan_inbox,
 )
-from caselle_ic.output import write_bytes_atomic, write_rejects
 from caselle_ic.report import RunResult
-from caselle_ic.values import parse_cents
 
-GOOD = "account_number,amount\n001001,10.00\n001002,20.50\n"
-GOOD2 = "account_number,amount\n001003,1.00\n"
-WITH_BAD_ROW = "account_number,amount\n001004,5.00\n001005,abc\n"
-MISSING_COLUMN = "account_number,total\n001006,5.00\n"
-
-
-def total_handler(calls: list[str] | None = None):
-    """A small real pipeline: sum the amounts, quarantine bad ones, write one output file."""
-
-    def handle(path: Path, outbox: Path) -> RunResult:
-        if calls is not None:
-            calls.append(path.name)
-        frame = read_text_csv(path, required=["account_number", "amount"], what="payment export")
-        cents, bad = parse_cents(frame["amount"])
-        rejects = frame[bad].assign(reason="amount: not an amount")
-        stem = path.stem + ".total"
-        total = int(cents[~bad].sum())
-        out = write_bytes_atomic(outbox / f"{stem}.txt", f"{total}\r\n".encode())
-        rejects_path = write_rejects(rejects, outbox, stem)
-        return RunResult(
-            kind="total",
-            biller="test",
-            inputs=[path],
-            outputs=[out],
-            counts={"in": len(frame), "out": int((~bad).sum())},
-            quarantined=rejects,
-            rejects_path=rejects_path,
-        )
-
-    return handle
+from .inboxkit import GOOD, GOOD2, MISSING_COLUMN, WITH_BAD_ROW, total_handler
 
 
 def drop(cfg: BillerConfig, name: str, text: str, age: float = 120.0) -> Path:
@@ -230,15 +200,6 @@ def test_unusable_ledger_is_a_clear_error(cfg: BillerConfig) -> None:
         )
 
 
-def _race_worker(config: str, url: str, log: str) -> None:
-    cfg = load_config(config)
-    calls: list[str] = []
-    process_inbox(cfg, "payments", total_handler(calls), ledger_url=url, settle_seconds=0)
-    with open(log, "a", encoding="utf-8") as fh:
-        for c in calls:
-            fh.write(c + "\n")
-
-
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_two_runs_at_once_process_each_file_once(
     db: str, biller_toml: Path, request: pytest.FixtureRequest
@@ -255,13 +216,16 @@ def test_two_runs_at_once_process_each_file_once(
     for i in range(n):
         drop(cfg, f"p{i:02d}_payments.csv", f"account_number,amount\n001001,{i}.00\n", age=1000 - i)
     log = biller_toml.parent / "calls.log"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_race_worker, args=(str(biller_toml), url, str(log))) for _ in range(3)]
+    kit = Path(__file__).with_name("inboxkit.py")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(kit), str(biller_toml), url, str(log)], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     for pr in procs:
-        pr.start()
-    for pr in procs:
-        pr.join(120)
-        assert pr.exitcode == 0
+        _, err = pr.communicate(timeout=120)
+        assert pr.returncode == 0, err
     calls = log.read_text().split()
     assert sorted(calls) == [f"p{i:02d}_payments.csv" for i in range(n)]  # each exactly once
     assert sorted(x.name for x in cfg.paths.archive.iterdir()) == sorted(calls)
