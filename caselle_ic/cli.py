@@ -153,7 +153,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
             flow = getattr(importlib.import_module("flows.ops"), _INBOX_FLOW_FN[kind])
             try:
-                summary = flow(config=str(args.config), settle_seconds=args.settle)
+                summary = flow(config=str(args.config), ledger_url=args.ledger, settle_seconds=args.settle)
             except InboxError as exc:
                 print(f"caselle-ic inbox: {exc}", file=sys.stderr)
                 status = 2

@@ -262,3 +262,21 @@ def test_records_to_retry_keep_the_input_in_the_inbox(cfg: BillerConfig) -> None
     assert sent == ["001001", "001002"]
     assert (cfg.paths.archive / "r_payments.csv").exists()
     assert rows(cfg)[0]["status"] == "done" and rows(cfg)[0]["attempts"] == 2
+
+
+def test_cli_inbox_command(biller_toml: Path) -> None:
+    """`caselle-ic inbox` as cron would run it: nothing waiting is 0; a bad file is 2 and in error/."""
+    from tests.conftest import run_cli
+
+    cfg = load_config(biller_toml)
+    out = run_cli("inbox", "--config", str(biller_toml), "--kind", "payments")
+    assert out.returncode == 0, out.stderr
+    assert "inbox payments for Sample City Utilities: processed 0" in out.stderr
+    drop(cfg, "bad_payments.csv", "this is not, a payment export\n")
+    drop(cfg, "notes.txt", "hello")
+    out = run_cli("inbox", "--config", str(biller_toml), "--kind", "payments", "--settle", "0")
+    assert out.returncode == 2, out.stderr
+    assert "failed    bad_payments.csv" in out.stderr
+    assert "not recognised (left in the inbox): notes.txt" in out.stderr
+    assert (cfg.paths.error / "bad_payments.csv.reason.txt").exists()
+    assert (cfg.paths.inbox / "notes.txt").exists()
