@@ -96,7 +96,12 @@ def _record_lines(path: Path, encoding: str, table: pa.Table, line_feeds: int) -
     header + records (no quoted line break, no blank line; trailing blank lines do not
     count), record i starts at line i + 2. Otherwise the csv module numbers them."""
     n_records = table.num_rows
-    if line_feeds - _trailing_line_feeds(path) == n_records and not _values_have_line_breaks(table):
+    ascii_breaks = "\n".encode(encoding) == b"\n" and "\r".encode(encoding) == b"\r"
+    if (
+        ascii_breaks
+        and line_feeds - _trailing_line_feeds(path) == n_records
+        and not _values_have_line_breaks(table)
+    ):
         return np.arange(2, n_records + 2, dtype=np.int64)
     starts = np.empty(n_records, dtype=np.int64)
     with path.open("r", encoding=_py_encoding(encoding), newline="") as fh:

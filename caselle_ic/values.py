@@ -27,6 +27,32 @@ _AMOUNT = (
 )
 _PLAIN_AMOUNT = r"^-?\d{1,13}\.\d{2}$"
 _MAX_DIGITS = 15  # 10**15 cents: far beyond any bill, far below int64 overflow
+_STRING_TYPES = {pa.large_string(): pd.StringDtype("pyarrow"), pa.string(): pd.StringDtype("pyarrow")}
+
+
+def extract_groups(s: pd.Series, pattern: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Regex named groups of every value, in Arrow's RE2 engine (pandas' ``str.extract``
+    runs a Python loop per value: ~20x slower).
+
+    Returns ``(groups, matched)``: one ``string`` column per named group, ``""`` where the
+    group did not take part or the value did not match; ``matched`` is a boolean mask.
+    ``\\Z`` in the pattern (Python's end of text) is read as RE2's ``$`` (the same without
+    the multi-line flag). RE2 has no look-around; ``\\d`` is ASCII digits only.
+    """
+    text = s.astype("string").fillna("")
+    arr = pa.array(text, type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - pa.array gives an Array
+        arr = arr.combine_chunks()
+    found = pc.extract_regex(arr, pattern.replace(r"\Z", "$"))
+    matched = pd.Series(found.is_valid().to_numpy(zero_copy_only=False), index=s.index)
+    groups = {}
+    for i in range(found.type.num_fields):
+        field = found.field(i)
+        col = pc.if_else(found.is_valid(), field, pa.scalar("", pa.large_string()))
+        groups[found.type.field(i).name] = (
+            col.to_pandas(types_mapper=_STRING_TYPES.get).astype("string").set_axis(s.index)
+        )
+    return pd.DataFrame(groups, index=s.index), matched
 
 
 def arrow_strings(s: pd.Series) -> pa.ChunkedArray:
@@ -323,6 +349,7 @@ __all__ = [
     "dates_mdy",
     "decimal_to_cents",
     "digits_only",
+    "extract_groups",
     "format_cents",
     "mask_account",
     "mask_account_value",
