@@ -58,6 +58,36 @@ def _decode_check(path: Path, encoding: str) -> int:
     return line - 1
 
 
+def _count_line_feeds(path: Path) -> int:
+    count = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            count += chunk.count(b"\n")
+    return count
+
+
+def _read_arrow(
+    path: Path, encoding: str, header: list[str], *, keep_blank_lines: bool, check_utf8: bool
+) -> pa.Table:
+    """Every column as Arrow ``string`` (account numbers keep their leading zeros).
+
+    ``keep_blank_lines``: a blank line is an error (a one-field record) instead of being
+    skipped, so the reader itself proves the file has no blank line."""
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=not keep_blank_lines),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            auto_dict_encode=False,
+            null_values=[],
+            check_utf8=check_utf8,
+        ),
+    )
+
+
 def _trailing_line_feeds(path: Path) -> int:
     """Line feeds in the run of CR/LF at the very end of the file (trailing blank lines)."""
     with path.open("rb") as fh:
@@ -89,19 +119,15 @@ def _explain_parse_failure(path: Path, encoding: str, width: int) -> InputError:
     return InputError("is not a readable CSV file", file=path)
 
 
-def _record_lines(path: Path, encoding: str, table: pa.Table, line_feeds: int) -> np.ndarray:
+def _record_lines(path: Path, encoding: str, table: pa.Table, no_blank_lines: bool) -> np.ndarray:
     """Physical start line of each data record (header is line 1).
 
-    Fast path: when the file has exactly one line feed between consecutive lines of
-    header + records (no quoted line break, no blank line; trailing blank lines do not
-    count), record i starts at line i + 2. Otherwise the csv module numbers them."""
+    Fast path: no blank line between records (``no_blank_lines``, proven by the reader
+    or by counting) and no line break inside a value -> record i starts at line i + 2.
+    Otherwise the csv module numbers them."""
     n_records = table.num_rows
     ascii_breaks = "\n".encode(encoding) == b"\n" and "\r".encode(encoding) == b"\r"
-    if (
-        ascii_breaks
-        and line_feeds - _trailing_line_feeds(path) == n_records
-        and not _values_have_line_breaks(table)
-    ):
+    if ascii_breaks and no_blank_lines and not _values_have_line_breaks(table):
         return np.arange(2, n_records + 2, dtype=np.int64)
     starts = np.empty(n_records, dtype=np.int64)
     with path.open("r", encoding=_py_encoding(encoding), newline="") as fh:
@@ -239,12 +265,19 @@ def read_text_table(
         raise InputError(f"the {what} file is empty; expected a header row", file=p, line=1)
     if b"\x00" in head:
         raise InputError(f"the {what} file is binary, not CSV text", file=p, line=1)
-    line_feeds = _decode_check(p, encoding)
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    # UTF-8 is validated by the Arrow reader itself (vectorised, in parallel); the Python
+    # pass that names the offending line runs only when that fails. Other encodings are
+    # decoded in Python anyway, and that pass also counts the lines.
+    line_feeds = None if utf8 else _decode_check(p, encoding)
     with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
         try:
             header = next(csv.reader(fh), [])
         except csv.Error as exc:
             raise InputError(f"the header row is not valid CSV ({exc})", file=p, line=1) from None
+        except UnicodeDecodeError:
+            _decode_check(p, encoding)
+            raise
     if len(header) < 2:
         raise InputError(
             f"the {what} file is not comma-delimited CSV: its header has {len(header)} column",
@@ -252,29 +285,34 @@ def read_text_table(
             line=1,
         )
 
+    # With one line break at the end at most, read with blank lines refused: a file
+    # that reads that way has one physical line per record unless a value holds a line
+    # break, which _record_lines checks without reading the file again.
+    strict = utf8 and _trailing_line_feeds(p) <= 1
     try:
-        table = pacsv.read_csv(
-            p,
-            read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                # every value is text: account numbers keep their leading zeros
-                # large_string: what pandas' string dtype holds, so no copy later
-                column_types={name: pa.string() for name in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                auto_dict_encode=False,
-                null_values=[],
-                check_utf8=False,
-            ),
-        )
+        table = _read_arrow(p, encoding, header, keep_blank_lines=strict, check_utf8=utf8)
     except pa.ArrowInvalid as exc:
         text = str(exc)
         if "Empty CSV file" in text:
             raise InputError(f"the {what} file is empty; expected a header row", file=p, line=1) from None
-        with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
-            width = len(next(csv.reader(fh), []))
-        raise _explain_parse_failure(p, encoding, width) from None
+        if utf8 and "UTF8" in text:
+            _decode_check(p, encoding)  # raises, naming the line
+        table = None
+        if strict and "columns, got 1" in text:  # a blank line: read it the tolerant way
+            strict = False
+            try:
+                table = _read_arrow(p, encoding, header, keep_blank_lines=False, check_utf8=utf8)
+            except pa.ArrowInvalid:
+                table = None
+        if table is None:
+            with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
+                width = len(next(csv.reader(fh), []))
+            raise _explain_parse_failure(p, encoding, width) from None
+    if strict:
+        no_blank_lines = True
+    else:
+        feeds = _count_line_feeds(p) if line_feeds is None else line_feeds
+        no_blank_lines = feeds - _trailing_line_feeds(p) == table.num_rows
 
     raw_names = table.column_names
     canonical = [aliases.get(normalize_header(n), normalize_header(n)) for n in raw_names]
@@ -308,6 +346,6 @@ def read_text_table(
     for canon in keep:
         if canon not in cols:
             cols[canon] = pa.chunked_array([empty_strings(n).cast(pa.string())])
-    lines = _record_lines(p, encoding, table, line_feeds)
+    lines = _record_lines(p, encoding, table, no_blank_lines)
     out = pa.table([cols[c] for c in keep], names=keep)
     return TextTable(path=p, table=out, lines=lines, present=present)

@@ -18,7 +18,10 @@ time straight from the Arrow buffers, so memory stays bounded on a million state
 from __future__ import annotations
 
 import codecs
+import os
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +38,7 @@ from schemas.invoices import CONTROL_CLASS, FieldSpec, record_fields
 
 FILE_PREFIX = "INVCLD_CSLSTMT101_"
 #: Statements per block written (bounds memory; large enough to amortise the calls).
-BLOCK = 200_000
+BLOCK = 100_000
 
 _CONTROL_RUN = f"[{CONTROL_CLASS}]+"
 _NEEDS_CLEANING = f"[{CONTROL_CLASS}]|^ | $"
@@ -51,13 +54,32 @@ def _chunked(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     return out if out.type == pa.large_string() else out.cast(pa.large_string())
 
 
+def _needs_cleaning(arr: pa.ChunkedArray) -> bool:
+    """Whether any value has a control character or a surrounding space.
+
+    Cheap tests first: LIKE prefix/suffix for the spaces, then the smallest and largest
+    byte of the data buffers (SIMD min/max): all bytes in 0x20..0x7E is plain printable
+    ASCII. Only a buffer with other bytes (control characters, or any non-ASCII text,
+    which is where C1 controls and U+2028/2029 live) pays for the exact regex."""
+    if pc.any(pc.match_like(arr, " %")).as_py() or pc.any(pc.match_like(arr, "% ")).as_py():
+        return True
+    for chunk in arr.chunks:
+        data = chunk.buffers()[2] if len(chunk) else None
+        if data is None or not data.size:
+            continue
+        raw = np.frombuffer(data, dtype=np.uint8)
+        if raw.min() < 0x20 or raw.max() > 0x7E:
+            return bool(pc.any(pc.match_substring_regex(arr, _NEEDS_CLEANING)).as_py())
+    return False
+
+
 def clean_text(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     """Runs of control characters -> one space; surrounding spaces trimmed.
 
     Returns the input unchanged (no copy) when no value needs it, which is the usual
-    case: one scan instead of two rewrites."""
+    case: a scan instead of two rewrites."""
     arr = _chunked(values)
-    if len(arr) == 0 or not pc.any(pc.match_substring_regex(arr, _NEEDS_CLEANING)).as_py():
+    if len(arr) == 0 or not _needs_cleaning(arr):
         return arr
     spaced = pc.replace_substring_regex(arr, _CONTROL_RUN, " ")
     return _chunked(pc.utf8_trim(spaced, " "))
@@ -103,44 +125,113 @@ class RecordSet:
         return len(self.fh) + 2 * kept + int(np.asarray(self.lines_per_statement)[self.keep].sum())
 
 
-def render_lines(
-    frame: pd.DataFrame, fields: Sequence[FieldSpec], newline: str, *, clean: bool = True
-) -> pa.ChunkedArray:
-    """One complete record line (with its line ending) per frame row.
-
-    Constant fields are written from a scalar; text fields are cleaned (no-op scan when
-    the builder already did it); quotes doubled; one join per record type."""
-    parts: list[pa.ChunkedArray | pa.Scalar] = [lstr('"')]
+def _record_parts(
+    frame: pd.DataFrame, fields: Sequence[FieldSpec], newline: str, clean: bool
+) -> list[pa.ChunkedArray | str]:
+    """The pieces of one record per row: constants as text, values as arrays."""
+    parts: list[pa.ChunkedArray | str] = ['"']
     for i, f in enumerate(fields):
         if i:
-            parts.append(lstr('"|"'))
+            parts.append('"|"')
         if f.const is not None:
-            parts.append(lstr(f.const.replace('"', '""')))
+            parts.append(f.const.replace('"', '""'))
             continue
         values = arrow_strings(frame[f.ic_field])
         # Validated records: only text can hold a quote or a control character.
         if clean or f.format == "text":
             values = _quoted_body(clean_text(values) if clean else values)
         parts.append(values)
-    parts.append(lstr('"' + newline))
-    if len(frame) == 0:
-        return pa.chunked_array([], pa.large_string())
-    if not any(isinstance(p, pa.ChunkedArray) for p in parts):
-        raise OutputError("a record type made only of constants cannot be rendered")
-    return _chunked(pc.binary_join_element_wise(*parts, lstr("")))
+    parts.append('"' + newline)
+    return parts
+
+
+def _join(parts: list[pa.ChunkedArray | str], n: int) -> pa.Array:
+    """One element-wise join; adjacent constant pieces are merged first (fewer inputs per
+    value is what makes the join fast)."""
+    merged: list[pa.ChunkedArray | pa.Scalar] = []
+    text = ""
+    for part in parts:
+        if isinstance(part, str):
+            text += part
+            continue
+        if text:
+            merged.append(lstr(text))
+            text = ""
+        merged.append(part)
+    if text:
+        merged.append(lstr(text))
+    if n == 0:
+        return pa.array([], pa.large_string())
+    if not any(isinstance(p, pa.ChunkedArray) for p in merged):
+        raise OutputError("a record made only of constants cannot be rendered")
+    return _chunked(pc.binary_join_element_wise(*merged, lstr(""))).combine_chunks()
+
+
+def render_lines(
+    frame: pd.DataFrame, fields: Sequence[FieldSpec], newline: str, *, clean: bool = True
+) -> pa.Array:
+    """One complete record line (with its line ending) per frame row, as one Arrow array.
+
+    Constant fields are written from a scalar; text fields are cleaned (unless the
+    records are marked clean) and their quotes doubled; one join per record type."""
+    return _join(_record_parts(frame, fields, newline, clean), len(frame))
 
 
 def _buffer_bytes(arr: pa.Array) -> memoryview:
     """The UTF-8 bytes of a string array's values, back to back (no copy)."""
     if len(arr) == 0:
         return memoryview(b"")
-    if arr.type == pa.large_string():
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)
-    else:
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)
-    start, end = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
+    offsets = _offsets(arr)
     data = arr.buffers()[2]
-    return memoryview(data)[start:end] if data is not None else memoryview(b"")
+    return memoryview(data)[int(offsets[0]) : int(offsets[-1])] if data is not None else memoryview(b"")
+
+
+def _offsets(arr: pa.Array) -> np.ndarray:
+    """The ``len + 1`` value offsets of a (large_)string array, slice applied."""
+    dtype = np.int64 if arr.type == pa.large_string() else np.int32
+    return np.frombuffer(arr.buffers()[1], dtype=dtype)[arr.offset : arr.offset + len(arr) + 1].astype(
+        np.int64
+    )
+
+
+def _interleave(heads: pa.Array, ids: pa.Array, groups: np.ndarray, keep: np.ndarray) -> pa.Array:
+    """``head_k`` then the ID lines of statement ``k``, for every kept ``k``, as one string
+    array whose data buffer is the file's bytes in order.
+
+    Built as a string *view* array (each value points into the head or the ID buffer:
+    no copy) cast to ``large_string`` (one gather copy), instead of joining strings."""
+    head_off = _offsets(heads)
+    id_off = _offsets(ids)
+    k = np.flatnonzero(keep)
+    n = 2 * len(k)
+    views = np.zeros((n, 4), dtype=np.int32)
+    head_len = (head_off[k + 1] - head_off[k]).astype(np.int32)
+    grp_start = id_off[groups[k]]
+    grp_len = (id_off[groups[k + 1]] - grp_start).astype(np.int32)
+    if len(k) and (head_len.min() <= 12 or ((grp_len > 0).any() and grp_len[grp_len > 0].min() <= 12)):
+        raise OutputError("a record shorter than 13 bytes cannot be interleaved")  # never: >= 31
+    raw_head = np.frombuffer(heads.buffers()[2], dtype=np.uint8)
+    raw_ids = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else None
+    views[0::2, 0] = head_len
+    views[0::2, 1] = _prefix(raw_head, head_off[k])
+    views[0::2, 2] = 0
+    views[0::2, 3] = head_off[k].astype(np.int32)
+    has = grp_len > 0
+    views[1::2, 0] = grp_len
+    if raw_ids is not None and has.any():
+        rows = np.flatnonzero(has) * 2 + 1
+        views[rows, 1] = _prefix(raw_ids, grp_start[has])
+        views[rows, 2] = 1
+        views[rows, 3] = grp_start[has].astype(np.int32)
+    buffers = [None, pa.py_buffer(views), heads.buffers()[2], ids.buffers()[2] or pa.py_buffer(b"")]
+    view = pa.Array.from_buffers(pa.string_view(), n, buffers)
+    return view.cast(pa.large_string())
+
+
+def _prefix(raw: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The first 4 bytes at each start, as the little-endian int32 a string view stores."""
+    b = [raw[starts + i].astype(np.uint32) for i in range(4)]
+    return (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)).view(np.int32)
 
 
 def _statement_blocks(records: RecordSet) -> list[tuple[int, int, int, int]]:
@@ -152,32 +243,44 @@ def _statement_blocks(records: RecordSet) -> list[tuple[int, int, int, int]]:
 
 
 def render_file_blocks(records: RecordSet, newline: str = "\r\n") -> Iterator[memoryview]:
-    """Yield the file's bytes (UTF-8) a block of statements at a time."""
-    fh = render_lines(records.fh, record_fields("FH"), newline)
-    for chunk in fh.chunks:
-        yield _buffer_bytes(chunk)
-    ih_fields, cr_fields, id_fields = record_fields("IH"), record_fields("CR"), record_fields("ID")
-    counts = np.asarray(records.lines_per_statement, dtype=np.int64)
+    """Yield the file's bytes (UTF-8) a block of statements at a time, in order.
+
+    Per block: IH and CR of each statement are rendered together (one join: the
+    statement's two header lines), the ID lines with another join, and the two are
+    interleaved by :func:`_interleave`; quarantined statements are simply not picked.
+    Blocks are rendered ahead on worker threads (Arrow kernels release the GIL) while
+    the caller writes the previous one."""
+    yield _buffer_bytes(render_lines(records.fh, record_fields("FH"), newline))
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoice-render") as pool:
+        pending: deque[Future[pa.Array | None]] = deque()
+        for block in _statement_blocks(records):
+            pending.append(pool.submit(_render_block, records, block, newline))
+            if len(pending) > workers:
+                done = pending.popleft().result()
+                if done is not None:
+                    yield _buffer_bytes(done)
+        while pending:
+            done = pending.popleft().result()
+            if done is not None:
+                yield _buffer_bytes(done)
+
+
+def _render_block(records: RecordSet, block: tuple[int, int, int, int], newline: str) -> pa.Array | None:
+    a, b, la, lb = block
+    keep = np.ones(b - a, dtype=bool) if records.keep is None else np.asarray(records.keep[a:b])
+    if not keep.any():
+        return None
     clean = not records.clean
-    for a, b, la, lb in _statement_blocks(records):
-        ih = render_lines(records.ih.iloc[a:b], ih_fields, newline, clean=clean)
-        cr = render_lines(records.cr.iloc[a:b], cr_fields, newline, clean=clean)
-        ids = render_lines(records.id.iloc[la:lb], id_fields, newline, clean=clean)
-        block_counts = counts[a:b]
-        if records.keep is not None and not records.keep[a:b].all():
-            keep = records.keep[a:b]
-            ih, cr = _chunked(pc.filter(ih, pa.array(keep))), _chunked(pc.filter(cr, pa.array(keep)))
-            ids = _chunked(pc.filter(ids, pa.array(np.repeat(keep, block_counts))))
-            block_counts = block_counts[keep]
-        if len(ih) == 0:
-            continue
-        ids = ids.combine_chunks()
-        offsets = np.concatenate([[0], np.cumsum(block_counts)]).astype(np.int64)
-        grouped = pa.LargeListArray.from_arrays(pa.array(offsets), ids)
-        id_text = pc.binary_join(grouped, lstr(""))
-        block = pc.binary_join_element_wise(ih, cr, id_text, lstr(""))
-        for chunk in _chunked(block).chunks:
-            yield _buffer_bytes(chunk)
+    heads = _join(
+        _record_parts(records.ih.iloc[a:b], record_fields("IH"), newline, clean)
+        + _record_parts(records.cr.iloc[a:b], record_fields("CR"), newline, clean),
+        b - a,
+    )
+    ids = render_lines(records.id.iloc[la:lb], record_fields("ID"), newline, clean=clean)
+    counts = np.asarray(records.lines_per_statement[a:b], dtype=np.int64)
+    groups = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return _interleave(heads, ids, groups, keep)
 
 
 def write_invoice_file(

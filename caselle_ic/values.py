@@ -141,51 +141,58 @@ _NA_CENTS = np.iinfo(np.int64).min
 
 
 def _parse_cents_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Arrow strings (trimmed) -> int64 cents (``_NA_CENTS`` when blank or bad), bad mask."""
+    """Arrow strings (trimmed) -> int64 cents (``_NA_CENTS`` when blank or bad), bad mask.
+
+    Blank values cost nothing, the plain form (``1234.50``, ``-12.00``: what exports
+    write) is one cast, and only the rest goes through the full grammar."""
     n = len(arr)
-    blank = pc.fill_null(pc.equal(pc.utf8_length(arr), 0), True).to_numpy(zero_copy_only=False)
-    # Fast path: the plain form 1234.50 / -12.00, as Caselle writes amounts.
-    plain = pc.fill_null(pc.match_substring_regex(arr, _PLAIN_AMOUNT), False)
-    n_plain = pc.sum(plain).as_py() or 0
-    if n_plain == n:
-        digits = pc.replace_substring(arr, ".", "")
-        return pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), np.zeros(n, dtype=bool)
-    if n_plain > n // 2:
-        cents, bad = _parse_cents_arrow(pc.filter(arr, pc.invert(plain)))
-        out = np.empty(n, dtype=np.int64)
-        bad_all = np.zeros(n, dtype=bool)
-        plain_np = plain.to_numpy(zero_copy_only=False)
-        plain_vals = pc.cast(pc.replace_substring(pc.filter(arr, plain), ".", ""), pa.int64())
-        out[plain_np] = plain_vals.to_numpy(zero_copy_only=False)
-        out[~plain_np] = cents
-        bad_all[~plain_np] = bad
-        return out, bad_all
+    out = np.full(n, _NA_CENTS, dtype=np.int64)
+    bad = np.zeros(n, dtype=bool)
+    filled = pc.fill_null(pc.greater(pc.utf8_length(arr), 0), False)
+    if not pc.any(filled).as_py():
+        return out, bad
+    plain = pc.and_(filled, pc.fill_null(pc.match_substring_regex(arr, _PLAIN_AMOUNT), False))
+    plain_np = _bools(plain)
+    if plain_np.any():
+        digits = pc.replace_substring(pc.filter(arr, plain), ".", "")
+        out[plain_np] = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+    other = _bools(filled) & ~plain_np
+    if other.any():
+        cents, ok = _parse_cents_grammar(pc.filter(arr, pa.array(other)))
+        out[other] = np.where(ok, cents, _NA_CENTS)
+        bad[other] = ~ok
+    return out, bad
+
+
+def _bools(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _parse_cents_grammar(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Every accepted amount form (SPEC §2) of non-blank values -> (cents, ok)."""
     parts = pc.extract_regex(arr, _AMOUNT)
-    matched = pc.fill_null(pc.is_valid(parts), False).to_numpy(zero_copy_only=False)
+    matched = _bools(pc.fill_null(pc.is_valid(parts), False))
     if not matched.any():
-        return np.full(n, _NA_CENTS, dtype=np.int64), ~blank
+        return np.zeros(len(arr), dtype=np.int64), matched
 
     def field(name: str) -> pa.Array:
         return pc.fill_null(pc.struct_field(parts, name), "")
 
     int_part = pc.replace_substring(field("int"), ",", "")
     frac = field("frac")
-    opened = pc.not_equal(field("open"), "").to_numpy(zero_copy_only=False)
-    closed = pc.not_equal(field("close"), "").to_numpy(zero_copy_only=False)
-    neg = pc.not_equal(field("neg"), "").to_numpy(zero_copy_only=False)
+    opened = _bools(pc.not_equal(field("open"), ""))
+    closed = _bools(pc.not_equal(field("close"), ""))
+    neg = _bools(pc.not_equal(field("neg"), ""))
     int_len = pc.utf8_length(int_part).to_numpy(zero_copy_only=False)
     frac_len = pc.utf8_length(frac).to_numpy(zero_copy_only=False)
-    ok = matched & ~blank & (opened == closed) & ~(opened & neg)
+    ok = matched & (opened == closed) & ~(opened & neg)
     ok &= ((int_len > 0) | (frac_len > 0)) & (int_len <= _MAX_DIGITS)
     ok_arr = pa.array(ok)
-    whole = pc.cast(
-        pc.if_else(pc.and_(ok_arr, pc.greater(pc.utf8_length(int_part), 0)), int_part, "0"), pa.int64()
-    )
+    has_int = pc.and_(ok_arr, pc.greater(pc.utf8_length(int_part), 0))
+    whole = pc.cast(pc.if_else(has_int, int_part, "0"), pa.int64())
     fraction = pc.cast(pc.if_else(ok_arr, pc.utf8_rpad(frac, 2, "0"), "0"), pa.int64())
     cents = whole.to_numpy(zero_copy_only=False) * 100 + fraction.to_numpy(zero_copy_only=False)
-    cents = np.where(neg | opened, -cents, cents)
-    cents = np.where(ok, cents, _NA_CENTS)
-    return cents, ~blank & ~ok
+    return np.where(neg | opened, -cents, cents), ok
 
 
 def parse_cents(s: pd.Series) -> tuple[pd.Series, pd.Series]:
