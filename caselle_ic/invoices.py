@@ -44,6 +44,7 @@ from caselle_ic.csvin import LINE, TextTable, read_text_table
 from caselle_ic.errors import RecordSchemaError
 from caselle_ic.invoice_writer import RecordSet, clean_text
 from caselle_ic.output import REASON
+from caselle_ic.parallel import column_map
 from caselle_ic.values import (
     arrow_strings,
     format_cents,
@@ -221,17 +222,22 @@ def _group(accounts: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None, np
     return codes, order, sorted_codes, first_row
 
 
+def _parsed(values: pa.ChunkedArray, kind: str, index: pd.Index) -> pd.Series:
+    """One extract column as the schema wants it: amounts as Int64 cents, dates as
+    datetime64[s] (unparseable values as the BAD sentinels), text cleaned."""
+    if kind == "amount":
+        return _parsed_amount(values, index)
+    if kind == "date":
+        return _parsed_date(values, index)
+    text = clean_text(values)
+    if kind == "line_type":
+        text = map_distinct(text, pc.utf8_upper)
+    return string_series(text, index)
+
+
 def _statement_frame(raw: pa.Table, index: pd.Index) -> pd.DataFrame:
-    cols: dict[str, pd.Series] = {}
-    for name in STATEMENT_COLUMNS:
-        spec = SPEC[name]
-        values = raw.column(name)
-        if spec.kind == "amount":
-            cols[name] = _parsed_amount(values, index)
-        elif spec.kind == "date":
-            cols[name] = _parsed_date(values, index)
-        else:
-            cols[name] = string_series(clean_text(values), index)
+    parsed = column_map(lambda name: _parsed(raw.column(name), SPEC[name].kind, index), STATEMENT_COLUMNS)
+    cols: dict[str, pd.Series] = dict(zip(STATEMENT_COLUMNS, parsed, strict=True))
     for name in STATEMENT_COLUMNS:  # defaults: balance_due <- customer_balance
         spec = SPEC[name]
         if spec.default:
@@ -243,21 +249,9 @@ def _statement_frame(raw: pa.Table, index: pd.Index) -> pd.DataFrame:
     return pd.DataFrame(cols, index=index)
 
 
-def _line_frame(raw: pa.Table, rows: np.ndarray | None, index: pd.Index) -> pd.DataFrame:
-    cols: dict[str, pd.Series] = {}
-    for name in LINE_COLUMNS:
-        spec = SPEC[name]
-        values = raw.column(name) if rows is None else _take(raw.column(name), rows)
-        if spec.kind == "amount":
-            cols[name] = _parsed_amount(values, index)
-        elif spec.kind == "date":
-            cols[name] = _parsed_date(values, index)
-        else:
-            text = clean_text(values)
-            if spec.kind == "line_type":
-                text = pc.utf8_upper(text)
-            cols[name] = string_series(text, index)
-    return pd.DataFrame(cols, index=index)
+def _line_frame(raw: pa.Table, index: pd.Index) -> pd.DataFrame:
+    parsed = column_map(lambda name: _parsed(raw.column(name), SPEC[name].kind, index), LINE_COLUMNS)
+    return pd.DataFrame(dict(zip(LINE_COLUMNS, parsed, strict=True)), index=index)
 
 
 def _has_activity(lines: pd.DataFrame) -> np.ndarray:
@@ -286,17 +280,24 @@ def check_extract(extract: TextTable, cfg: BillerConfig) -> CheckedExtract:
 
     # Statement-level values must repeat on every line of the statement (SPEC §3.5).
     same_as_previous = sorted_codes[1:] == sorted_codes[:-1]
-    conflict_parts: list[tuple[np.ndarray, str]] = []
-    firsts = {}
-    for name in STATEMENT_COLUMNS:
-        col = table.column(name)
+
+    def compare(name: str, source: pa.Table = table) -> tuple[np.ndarray | None, pa.ChunkedArray]:
+        col = source.column(name)
         grouped = col if order is None else _take(col, order)
+        ids = None
         if n > 1 and same_as_previous.any():
             differs = _np(pc.not_equal(grouped.slice(1), grouped.slice(0, n - 1))) & same_as_previous
             if differs.any():
                 ids = np.unique(sorted_codes[1:][differs])
-                conflict_parts.append((ids, f"{name}: differs between the lines of this statement"))
-        firsts[name] = _take(col, first_row)
+        return ids, _take(col, first_row)
+
+    compared = column_map(compare, STATEMENT_COLUMNS)
+    conflict_parts = [
+        (ids, f"{name}: differs between the lines of this statement")
+        for name, (ids, _) in zip(STATEMENT_COLUMNS, compared, strict=True)
+        if ids is not None
+    ]
+    firsts = {name: first for name, (_, first) in zip(STATEMENT_COLUMNS, compared, strict=True)}
     conflict_ids = np.unique(np.concatenate([ids for ids, _ in conflict_parts])) if conflict_parts else None
     for ids, reason in conflict_parts:
         reasons.statements(ids, reason)
@@ -309,7 +310,7 @@ def check_extract(extract: TextTable, cfg: BillerConfig) -> CheckedExtract:
         conflict_rows = pd.DataFrame()
     raw_statements = pa.table([firsts[c] for c in STATEMENT_COLUMNS], names=STATEMENT_COLUMNS)
     extract.drop(STATEMENT_COLUMNS)  # release the 5-rows-per-statement copies
-    del table, firsts
+    del table, firsts, compared, compare
 
     # Statement-level values: parse and validate once per statement.
     statements = _statement_frame(raw_statements, stmt_index)
@@ -317,7 +318,7 @@ def check_extract(extract: TextTable, cfg: BillerConfig) -> CheckedExtract:
 
     # Activity lines: parse and validate the rows that carry any line column.
     line_raw = extract.table.select(LINE_COLUMNS)
-    lines = _line_frame(line_raw, None, pd.Index(np.arange(n, dtype=np.int64)))
+    lines = _line_frame(line_raw, pd.Index(np.arange(n, dtype=np.int64)))
     has = _has_activity(lines)
     all_rows = bool(has.all())
     line_rows = np.arange(n, dtype=np.int64) if all_rows else np.flatnonzero(has)
@@ -559,62 +560,60 @@ def build_records(checked: CheckedExtract, cfg: BillerConfig, now: datetime) -> 
     # General message (SPEC §3.3).
     messages, truncated = _message_parts(arrow_strings(st["general_message"]), width)
 
-    # IH and CR: one row per statement.
-    index = pd.Index(np.arange(k, dtype=np.int64))
-    ih_values: dict[str, pa.ChunkedArray] = {}
-    cr_values: dict[str, pa.ChunkedArray] = {}
-    for f in record_fields("IH") + record_fields("CR"):
-        values_of = ih_values if f.record == "IH" else cr_values
-        src = f.source
-        if f.const is not None:
-            values_of[f.ic_field] = constant_strings(f.const, k)
-        elif src == "config:invoice_format_guid":
-            values_of[f.ic_field] = constant_strings(cfg.invoice_format_guid, k)
-        elif src == "rule:invoice_number":
-            values_of[f.ic_field] = invoice_number
-        elif src == "rule:invoice_type":
-            values_of[f.ic_field] = invoice_type
-        elif src.startswith("message:"):
-            values_of[f.ic_field] = messages[int(src.split(":")[1]) - 1]
-        elif src == "account_number":
-            values_of[f.ic_field] = account_clean
-        elif src in SPEC:
-            values = _format(st[src], SPEC[src].kind)
-            values_of[f.ic_field] = _digits(values) if f.format == "digits" else values
-        else:
-            raise RecordSchemaError(f"field map: unknown source {src!r} for {f.record}.{f.ic_field}")
-    ih = _frame(record_fields("IH"), ih_values, index)
-    cr = _frame(record_fields("CR"), cr_values, index)
-
-    # ID: every activity line, in line order.
-    id_values: dict[str, pa.ChunkedArray] = {}
+    # IH and CR: one row per statement; ID: every activity line, in line order.
     n_id = len(lines)
-    for f in record_fields("ID"):
-        src = f.source
-        if f.const is not None:
-            id_values[f.ic_field] = constant_strings(f.const, n_id)
-        elif src == "rule:running_balance":
-            id_values[f.ic_field] = pa.chunked_array([format_cents_array(checked.running)])
-        elif src == "rule:line_category":
-            id_values[f.ic_field] = (
-                category
-                if not is_payment.any()
-                else _chunked_large(pc.if_else(pa.array(is_payment), lstr(""), category))
-            )
-        elif src in SPEC:
-            values = _format(lines[src], SPEC[src].kind)
-            id_values[f.ic_field] = normalize_quantity(values) if f.format == "quantity" else values
-        else:
-            raise RecordSchemaError(f"field map: unknown source {src!r} for {f.record}.{f.ic_field}")
-    id_frame = _frame(record_fields("ID"), id_values, pd.Index(lrows))
 
-    # Validate every record against the field map; a failing record quarantines its
-    # statement (failures of statements already quarantined add nothing).
+    def field_values(f: FieldSpec) -> pa.ChunkedArray:
+        src = f.source
+        n = n_id if f.record == "ID" else k
+        if f.const is not None:
+            return constant_strings(f.const, n)
+        if src == "config:invoice_format_guid":
+            return constant_strings(cfg.invoice_format_guid, n)
+        if src == "rule:invoice_number":
+            return invoice_number
+        if src == "rule:invoice_type":
+            return invoice_type
+        if src.startswith("message:"):
+            return messages[int(src.split(":")[1]) - 1]
+        if src == "account_number":
+            return account_clean
+        if src == "rule:running_balance":
+            return pa.chunked_array([format_cents_array(checked.running)])
+        if src == "rule:line_category":
+            if not is_payment.any():
+                return category
+            return _chunked_large(pc.if_else(pa.array(is_payment), lstr(""), category))
+        if src in SPEC:
+            values = _format((lines if f.record == "ID" else st)[src], SPEC[src].kind)
+            if f.format == "digits":
+                return _digits(values)
+            if f.format == "quantity":
+                return normalize_quantity(values)
+            return values
+        raise RecordSchemaError(f"field map: unknown source {src!r} for {f.record}.{f.ic_field}")
+
+    fields = record_fields("IH") + record_fields("CR") + record_fields("ID")
+    computed = dict(
+        zip(((f.record, f.ic_field) for f in fields), column_map(field_values, fields), strict=True)
+    )
+    index = pd.Index(np.arange(k, dtype=np.int64))
+    ih, cr, id_frame = (
+        _frame(record_fields(rec), {f.ic_field: computed[(rec, f.ic_field)] for f in record_fields(rec)}, idx)
+        for rec, idx in (("IH", index), ("CR", index), ("ID", pd.Index(lrows)))
+    )
+    del computed
+
+    # Validate every record against the field map (the three record types side by side);
+    # a failing record quarantines its statement (failures of statements already
+    # quarantined add nothing).
+    failed_ih, failed_cr, failed_id = column_map(
+        lambda item: validate(record_schema(item[0], width, encoding), item[1], prefix=f"{item[0]}."),
+        [("IH", ih), ("CR", cr), ("ID", id_frame)],
+    )
     late = Reasons()
-    for rec, frame in (("IH", ih), ("CR", cr)):
-        failed = validate(record_schema(rec, width, encoding), frame, prefix=f"{rec}.")
+    for failed in (failed_ih, failed_cr):
         late.statement_series(failed[~bad[failed.index.to_numpy(dtype=np.int64)]])
-    failed_id = validate(record_schema("ID", width, encoding), id_frame, prefix="ID.")
     late.rows(failed_id[~bad[checked.codes[failed_id.index.to_numpy(dtype=np.int64)]]])
     late_stmt, late_rows = late.by_statement(), late.by_row()
     if len(late_stmt) or len(late_rows):

@@ -210,16 +210,40 @@ def cents_to_str(c: pd.Series) -> pd.Series:
 
 
 def format_cents_array(v: np.ndarray, na: np.ndarray | None = None) -> pa.Array:
-    """int64 cents -> Arrow strings ``-?\\d+\\.\\d{2}`` (empty where ``na``)."""
-    a = np.abs(v)
-    whole = pc.cast(pa.array(a // 100), pa.large_string())
-    frac = pc.utf8_lpad(pc.cast(pa.array(a % 100), pa.large_string()), 2, "0")
-    text = pc.binary_join_element_wise(whole, frac, lstr("."))
-    if (v < 0).any():
-        text = pc.if_else(pa.array(v < 0), pc.binary_join_element_wise(lstr("-"), text, lstr("")), text)
+    """int64 cents -> Arrow strings ``-?\\d+\\.\\d{2}`` (empty where ``na``).
+
+    The cents are handed to Arrow as the unscaled values of a ``decimal128(18, 2)``
+    array (a buffer, no arithmetic) and Arrow's decimal-to-string cast writes them;
+    a column that repeats a few values (rates, fees) is formatted once per distinct value.
+    """
+    v = np.asarray(v, dtype=np.int64)
+    n = len(v)
+    if n > 1000:
+        sample = v[:50_000]
+        if len(np.unique(sample)) * 10 < len(sample):
+            codes, uniques = pd.factorize(v)
+            text = pc.take(_decimal_text(np.asarray(uniques, dtype=np.int64)), pa.array(codes))
+        else:
+            text = _decimal_text(v)
+    else:
+        text = _decimal_text(v)
     if na is not None and na.any():
         text = pc.if_else(pa.array(na), pa.scalar("", pa.large_string()), text)
     return text
+
+
+def _decimal_text(v: np.ndarray) -> pa.Array:
+    if np.abs(v).max(initial=0) >= 10**17:  # beyond decimal128(18, 2): plain arithmetic
+        a = np.abs(v)
+        whole = pc.cast(pa.array(a // 100), pa.large_string())
+        frac = pc.utf8_lpad(pc.cast(pa.array(a % 100), pa.large_string()), 2, "0")
+        text = pc.binary_join_element_wise(whole, frac, lstr("."))
+        return pc.if_else(pa.array(v < 0), pc.binary_join_element_wise(lstr("-"), text, lstr("")), text)
+    words = np.empty((len(v), 2), dtype=np.int64)  # two's complement 128-bit, little-endian
+    words[:, 0] = v
+    words[:, 1] = np.where(v < 0, -1, 0)
+    dec = pa.Array.from_buffers(pa.decimal128(18, 2), len(v), [None, pa.py_buffer(words)])
+    return dec.cast(pa.large_string())
 
 
 def cents_to_decimal(cents: int) -> Decimal:
