@@ -117,3 +117,15 @@ def test_amount_formatting_is_exact_on_every_path(values, repeated):
     na[::7] = True
     got = format_cents_array(data, na).to_pylist()
     assert got == ["" if m else format_cents(int(v)) for v, m in zip(data, na, strict=True)]
+
+
+def test_a_record_of_empty_values_is_kept_and_a_blank_line_is_not(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_bytes(b"a,b,c\n1,2,3\n,,\n4,5,6\n")
+    df = read_text_csv(p)
+    assert df[["a", "b", "c"]].values.tolist() == [["1", "2", "3"], ["", "", ""], ["4", "5", "6"]]
+    assert list(df["_line"]) == [2, 3, 4]
+    p.write_bytes(b"a,b,c\n1,2,3\n\n4,5,6\n")
+    df = read_text_csv(p)
+    assert df[["a", "b", "c"]].values.tolist() == [["1", "2", "3"], ["4", "5", "6"]]
+    assert list(df["_line"]) == [2, 4]
