@@ -110,6 +110,10 @@ def _np(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def _take(values: pa.ChunkedArray | pa.Array, idx: np.ndarray) -> pa.ChunkedArray:
+    """``values[idx]``. A column of many chunks (the CSV reader's blocks) is combined
+    first: Arrow's take over many chunks costs several times the copy."""
+    if isinstance(values, pa.ChunkedArray) and values.num_chunks > 1:
+        values = values.combine_chunks()
     out = pc.take(values, pa.array(idx, type=pa.int64()))
     return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
 
@@ -262,7 +266,7 @@ def _has_activity(lines: pd.DataFrame) -> np.ndarray:
         if SPEC[name].kind in ("amount", "date"):
             has |= col.notna().to_numpy()
         else:
-            has |= (col.str.len() > 0).to_numpy()
+            has |= _np(pc.greater(pc.binary_length(arrow_strings(col)), 0))
     return has
 
 
@@ -282,8 +286,8 @@ def check_extract(extract: TextTable, cfg: BillerConfig) -> CheckedExtract:
     same_as_previous = sorted_codes[1:] == sorted_codes[:-1]
 
     def compare(name: str, source: pa.Table = table) -> tuple[np.ndarray | None, pa.ChunkedArray]:
-        col = source.column(name)
-        grouped = col if order is None else _take(col, order)
+        col = source.column(name).combine_chunks()  # aligned slices compare fastest
+        grouped = col if order is None else pc.take(col, pa.array(order))
         ids = None
         if n > 1 and same_as_previous.any():
             differs = _np(pc.not_equal(grouped.slice(1), grouped.slice(0, n - 1))) & same_as_previous

@@ -208,7 +208,8 @@ def _is_line_type(s: pd.Series) -> pd.Series:
 
 
 def _non_empty(s: pd.Series) -> pd.Series:
-    return s.str.len() > 0
+    lengths = pc.binary_length(arrow_strings(s))  # bytes: no UTF-8 decoding needed
+    return pd.Series(pc.greater(lengths, 0).to_numpy(zero_copy_only=False), index=s.index)
 
 
 # -- input schemas -------------------------------------------------------------------
