@@ -83,6 +83,19 @@ def empty_strings(n: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(b""))
 
 
+def _trimmed(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Values with surrounding whitespace removed; no copy when no byte of the column can
+    be whitespace (all bytes printable ASCII other than space: amounts and dates)."""
+    for chunk in values.chunks:
+        data = chunk.buffers()[2] if len(chunk) else None
+        if data is None or not data.size:
+            continue
+        raw = np.frombuffer(data, dtype=np.uint8)
+        if raw.min() <= 0x20 or raw.max() >= 0x7F:
+            return pc.utf8_trim_whitespace(values)
+    return values
+
+
 def mostly_repeated(arr: pa.Array, *, sample: int = 50_000) -> bool:
     """Whether a big column repeats its values a lot (fewer than 1 in 10 distinct in a
     sample): then work once per distinct value and map back beats working per row."""
@@ -107,7 +120,7 @@ def _by_distinct(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``parse`` (Arrow strings -> values, bad) once per distinct value and map the
     results back: a cycle repeats its dates and many of its amounts on every line."""
-    arr = pc.utf8_trim_whitespace(arrow_strings(s)).combine_chunks()
+    arr = _trimmed(arrow_strings(s)).combine_chunks()
     n = len(arr)
     if n <= 1000:
         return parse(arr)
