@@ -65,6 +65,7 @@ from schemas.invoices import (
     FieldSpec,
     extract_columns,
     extract_names,
+    join_by_id,
     line_schema,
     record_fields,
     record_schema,
@@ -173,9 +174,7 @@ class Reasons:
         if not parts:
             return pd.Series([], dtype=object, index=pd.Index([], dtype="int64"))
         allr = pd.concat(parts)
-        frame = pd.DataFrame({"id": allr.index.to_numpy(), "reason": allr.to_numpy(dtype=object)})
-        frame = frame.drop_duplicates()
-        return frame.groupby("id", sort=True)["reason"].agg("; ".join)
+        return join_by_id(allr.index.to_numpy(dtype=np.int64), allr.to_numpy(dtype=object))
 
     def by_statement(self) -> pd.Series:
         return self._joined(self._stmt)

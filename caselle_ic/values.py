@@ -375,14 +375,17 @@ def mask_account_value(value: str | None) -> str:
     return f"****{v[-4:]}" if v else ""
 
 
-_PLAIN_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)\Z"
+_PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\Z"  # [0-9], not \d: stays in Arrow's RE2
 
 
 def spreadsheet_safe(s: pd.Series) -> pd.Series:
     """Neutralise CSV injection: a value starting with = + - @ that is not a plain
     number gets a leading apostrophe (SPEC §10)."""
     s = s.astype("string")
-    risky = s.str.match(r"^[=+\-@]", na=False) & ~s.str.match(_PLAIN_NUMBER, na=False)
+    starts = s.str.match(r"^[=+\-@]", na=False)
+    if not starts.any():
+        return s
+    risky = starts & ~s.str.match(_PLAIN_NUMBER, na=False)
     return s.where(~risky, "'" + s)
 
 
