@@ -142,6 +142,7 @@ def _v2_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.Index("payments_state", "biller", "state", "posting_method"),
         sa.Index("payments_owner", "claim_owner"),
         sa.Index("payments_original", "biller", "original_guid"),
+        sa.Index("payments_last_run", "last_run_id"),
     )
     lockbox_files = sa.Table(
         "lockbox_files",
