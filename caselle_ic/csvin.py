@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from caselle_ic.errors import InputError
@@ -27,10 +26,17 @@ from caselle_ic.errors import InputError
 LINE = "_line"
 
 
-def _decode_check(path: Path, encoding: str) -> None:
-    """Raise InputError naming the line of the first byte that does not decode."""
+def _decode_check(path: Path, encoding: str) -> tuple[int, bool]:
+    """Raise InputError naming the line of the first byte that does not decode.
+
+    Returns (number of line breaks a file of one line per record would have, whether a
+    CR appears other than in CR LF) for :func:`_record_lines`: the LF count, plus one when
+    the last line has no LF.
+    """
     decoder = codecs.getincrementaldecoder(encoding)()
     line = 1
+    bare_cr = False
+    last = b""
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             try:
@@ -49,6 +55,9 @@ def _decode_check(path: Path, encoding: str) -> None:
                     line=line,
                 ) from None
             line += chunk.count(b"\n")
+            bare_cr = bare_cr or chunk.count(b"\r") != chunk.count(b"\r\n")
+            last = chunk[-1:]
+    return line - 1 + (last not in (b"\n", b"")), bare_cr
 
 
 def _explain_parse_failure(path: Path, encoding: str, width: int) -> InputError:
@@ -72,12 +81,19 @@ def _explain_parse_failure(path: Path, encoding: str, width: int) -> InputError:
     return InputError("is not a readable CSV file", file=path)
 
 
-def _record_lines(path: Path, encoding: str, table: pa.Table) -> np.ndarray:
-    """Physical start line of each data record (header is line 1)."""
+def _record_lines(path: Path, encoding: str, table: pa.Table, lines: int, bare_cr: bool) -> np.ndarray:
+    """Physical start line of each data record (header is line 1). ``lines``/``bare_cr``
+    come from :func:`_decode_check`."""
     n_records = table.num_rows
-    multiline = any(pc.any(pc.match_substring_regex(col, "[\r\n]")).as_py() for col in table.columns)
-    # Fast path: no quoted line breaks -> record i starts at line i + 2.
-    if not multiline:
+    # Fast path: one line per record (the file's line breaks are the header's and the
+    # records' own: no quoted line breaks, no blank lines) -> record i starts at line i + 2.
+    ascii_breaks = "\n".encode(encoding) == b"\n" and "\r".encode(encoding) == b"\r"
+    # An unbalanced quote at the end swallows the last line break into the last value
+    # and leaves the count intact: look at the last record (cheap) to catch it.
+    tail_broken = n_records > 0 and any(
+        ("\n" in v or "\r" in v) for v in (col[n_records - 1].as_py() or "" for col in table.columns)
+    )
+    if ascii_breaks and not bare_cr and lines == n_records + 1 and not tail_broken:
         return np.arange(2, n_records + 2, dtype=np.int64)
     starts = np.empty(n_records, dtype=np.int64)
     with path.open("r", encoding=_py_encoding(encoding), newline="") as fh:
@@ -140,7 +156,7 @@ def read_text_csv(
         raise InputError(f"the {what} file is empty; expected a header row", file=p, line=1)
     if b"\x00" in head:
         raise InputError(f"the {what} file is binary, not CSV text", file=p, line=1)
-    _decode_check(p, encoding)
+    newlines, bare_cr = _decode_check(p, encoding)
     with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
         try:
             header = next(csv.reader(fh), [])
@@ -209,5 +225,5 @@ def read_text_csv(
         if canon not in cols:
             cols[canon] = pd.Series([""] * n, dtype="string")
     frame = pd.DataFrame({c: cols[c] for c in keep})
-    frame[LINE] = _record_lines(p, encoding, table)
+    frame[LINE] = _record_lines(p, encoding, table, newlines, bare_cr)
     return frame

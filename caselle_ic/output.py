@@ -23,8 +23,16 @@ REASON = "reason"
 
 
 @contextlib.contextmanager
-def atomic_output(final: str | Path, mode: str = "wb", **open_kw: object) -> Iterator[IO]:
-    """Open a temporary sibling of ``final``; on success rename it into place."""
+def atomic_output(
+    final: str | Path, mode: str = "wb", *, exclusive: bool = False, **open_kw: object
+) -> Iterator[IO]:
+    """Open a temporary sibling of ``final``; on success rename it into place.
+
+    ``exclusive=True`` never replaces an existing ``final``: the finished file is
+    hard-linked into place (atomic, and it fails when the name exists) and
+    ``FileExistsError`` is raised — for files that must never be rewritten once a reader
+    may have taken them (the lockbox files).
+    """
     final = Path(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +44,11 @@ def atomic_output(final: str | Path, mode: str = "wb", **open_kw: object) -> Ite
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        if exclusive:
+            os.link(tmp, final)
+            tmp.unlink()
+        else:
+            os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -12,41 +12,104 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # 1234.5 | 1,234.50 | $1,234.50 | -12.00 | -$12.00 | (12.00) | ($12.00) | .50
 _AMOUNT = r"^(?P<neg>-)?\$?(?P<int>\d{1,3}(?:,\d{3})+|\d*)(?:\.(?P<frac>\d{1,2}))?\Z"
 _PAREN = r"^\((?P<inner>[^()]*)\)\Z"
+_PLAIN = r"^[0-9]{1,13}\.[0-9]{2}$"  # RE2 (Arrow): the form nearly every export uses
 _MAX_DIGITS = 15  # 10**15 cents: far beyond any bill, far below int64 overflow
+_STRING_TYPES = {pa.large_string(): pd.StringDtype("pyarrow"), pa.string(): pd.StringDtype("pyarrow")}
 
 
 def _blank(s: pd.Series) -> pd.Series:
     return s.isna() | (s.str.strip() == "")
 
 
+def extract_groups(s: pd.Series, pattern: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Regex named groups of every value, in Arrow's RE2 engine (pandas' ``str.extract``
+    runs a Python loop per value: ~20x slower).
+
+    Returns ``(groups, matched)``: one ``string`` column per named group, ``""`` where the
+    group did not take part or the value did not match; ``matched`` is a boolean mask.
+    ``\\Z`` in the pattern (Python's end of text) is read as RE2's ``$`` (the same without
+    the multi-line flag). RE2 has no look-around; ``\\d`` is ASCII digits only.
+    """
+    text = s.astype("string").fillna("")
+    arr = pa.array(text, type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - pa.array gives an Array
+        arr = arr.combine_chunks()
+    found = pc.extract_regex(arr, pattern.replace(r"\Z", "$"))
+    matched = pd.Series(found.is_valid().to_numpy(zero_copy_only=False), index=s.index)
+    groups = {}
+    for i in range(found.type.num_fields):
+        field = found.field(i)
+        col = pc.if_else(found.is_valid(), field, pa.scalar("", pa.large_string()))
+        groups[found.type.field(i).name] = (
+            col.to_pandas(types_mapper=_STRING_TYPES.get).astype("string").set_axis(s.index)
+        )
+    return pd.DataFrame(groups, index=s.index), matched
+
+
+def _digits_to_int64(s: pd.Series) -> np.ndarray:
+    """ASCII digit strings (``""`` -> 0) to int64, in Arrow."""
+    arr = pa.array(s.astype("string").fillna("").replace("", "0"), type=pa.large_string())
+    return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def parse_cents(s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse amounts to nullable Int64 cents. Blank -> <NA> (not bad)."""
+    """Parse amounts to nullable Int64 cents. Blank -> <NA> (not bad).
+
+    The common form (``1234.50``: digits, a point, two decimals) is parsed in one Arrow
+    cast; every other value goes through the full grammar.
+    """
     s = s.astype("string").str.strip()
-    blank = s.isna() | (s == "")
-    paren = s.str.extract(_PAREN)["inner"]
-    is_paren = paren.notna()
-    body = s.where(~is_paren, paren.str.strip())
-    parts = body.str.extract(_AMOUNT)
+    arr = pa.array(s.fillna(""), type=pa.large_string())
+    plain = pc.match_substring_regex(arr, _PLAIN)
+    plain_mask = plain.to_numpy(zero_copy_only=False)
+    cents = np.zeros(len(s), dtype=np.int64)
+    ok = np.zeros(len(s), dtype=bool)
+    bad = np.zeros(len(s), dtype=bool)
+    if plain_mask.any():
+        digits = pc.replace_substring(pc.filter(arr, plain), ".", "")
+        cents[plain_mask] = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+        ok[plain_mask] = True
+    rest = ~plain_mask
+    if rest.any():
+        c, o, b = _parse_cents_general(s[rest])
+        cents[rest], ok[rest], bad[rest] = c, o, b
+    out = pd.Series(pd.arrays.IntegerArray(cents, ~ok), index=s.index)
+    return out, pd.Series(bad, index=s.index)
+
+
+def _mask(x: pd.Series) -> np.ndarray:
+    return x.to_numpy(dtype=bool, na_value=False)
+
+
+def _parse_cents_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every amount form of SPEC §2 -> (cents, ok, bad) arrays."""
+    s = s.fillna("")
+    blank = _mask(s == "")
+    paren, is_paren_s = extract_groups(s, _PAREN)
+    is_paren = _mask(is_paren_s)
+    body = s.where(~is_paren, paren["inner"].str.strip())
+    parts, matched_s = extract_groups(body, _AMOUNT)
     int_part = parts["int"].str.replace(",", "", regex=False)
-    frac = parts["frac"].fillna("")
-    matched = parts["int"].notna() & ((int_part != "") | (frac != ""))
+    frac = parts["frac"]
+    negative = _mask(parts["neg"] == "-")
+    matched = _mask(matched_s) & (_mask(int_part != "") | _mask(frac != ""))
     # "(-12.00)" is not a thing: a negative sign inside parentheses is rejected
-    matched &= ~(is_paren & parts["neg"].notna())
-    matched &= int_part.str.len().fillna(0) <= _MAX_DIGITS
-    bad = ~blank & ~matched
+    matched &= ~(is_paren & negative)
+    matched &= _mask(int_part.str.len() <= _MAX_DIGITS)
     ok = matched & ~blank
-    whole = pd.to_numeric(int_part.where(ok & (int_part != ""), "0"), errors="coerce").fillna(0)
-    fraction = pd.to_numeric(frac.where(ok, "").str.pad(2, side="right", fillchar="0").where(ok, "0"))
-    cents = whole.astype("int64") * 100 + fraction.astype("int64")
-    negative = (parts["neg"].notna() | is_paren).fillna(False).astype(bool)
-    cents = cents.where(~negative, -cents)
-    out = cents.astype("Int64").where(ok, pd.NA)
-    return out, bad.fillna(False).astype(bool)
+    whole = _digits_to_int64(int_part.where(ok, ""))
+    fraction = _digits_to_int64(frac.where(ok, "").str.pad(2, side="right", fillchar="0"))
+    cents = whole * 100 + fraction
+    cents = np.where(negative | is_paren, -cents, cents)
+    return cents, ok, ~blank & ~matched
 
 
 def cents_to_str(c: pd.Series) -> pd.Series:
@@ -86,12 +149,12 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse dates to ``datetime64[s]`` (NaT for blank). Invalid calendar dates are bad."""
     s = s.astype("string").str.strip()
     blank = s.isna() | (s == "")
-    us = s.str.extract(_US)
-    iso = s.str.extract(_ISO)
-    y = us["y"].fillna(iso["y"])
-    m = us["m"].fillna(iso["m"])
-    d = us["d"].fillna(iso["d"])
-    have = y.notna() & ~blank
+    us, is_us = extract_groups(s, _US)
+    iso, is_iso = extract_groups(s, _ISO)
+    y = us["y"].where(is_us, iso["y"])
+    m = us["m"].where(is_us, iso["m"])
+    d = us["d"].where(is_us, iso["d"])
+    have = (is_us | is_iso) & ~blank
     iso_text = (y + "-" + m.str.zfill(2) + "-" + d.str.zfill(2)).where(have)
     parsed = pd.to_datetime(iso_text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
     bad = ~blank & parsed.isna()
@@ -146,6 +209,7 @@ __all__ = [
     "dates_mdy",
     "decimal_to_cents",
     "digits_only",
+    "extract_groups",
     "format_cents",
     "mask_account",
     "mask_account_value",

@@ -8,11 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_cli
 
 from caselle_ic.balance import customer_number_of, run_balance_refresh
 from caselle_ic.emulator.process import EmulatorProcess, free_port
 from caselle_ic.errors import UsageError
+from tests.conftest import run_cli
 
 from .conftest import SEED_ROWS
 

@@ -11,13 +11,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_cli
 
 from caselle_ic.client import CaselleClient, ReceiptInput
 from caselle_ic.config import load_config
 from caselle_ic.emulator.process import EmulatorProcess, free_port
 from caselle_ic.errors import CaselleAPIError
 from caselle_ic.paperless import run_paperless_sync
+from tests.conftest import run_cli
 
 
 def test_no_secret_or_token_anywhere(

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from tests.conftest import SAMPLES, run_cli
 
 from caselle_ic.emulator.process import EmulatorProcess, free_port
 from caselle_ic.paperless import prepare_changes, run_paperless_sync
+from tests.conftest import SAMPLES, run_cli
 
 DENVER = ZoneInfo("America/Denver")
 

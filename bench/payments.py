@@ -1,0 +1,244 @@
+"""Payments benchmark (issue 4).
+
+(a) The lockbox file for N payments (default 1,000,000), from the IC payment export on disk
+    to the lockbox files on disk: read + validate (pandera) + resolve codes + write, against
+    a pyarrow floor on the same data: ``pyarrow.csv.read_csv`` (all text) +
+    ``pyarrow.csv.write_csv``. Target: ours <= 1.5 x the floor. Each side runs in its own
+    process so its peak RSS is its own.
+
+(b) Posting 10,000 payments to the emulator — see the marked section at the end (added by
+    the posting work).
+
+Run: ``.venv/bin/python bench/payments.py [--rows N] [--repeat R]``. Prints seconds and
+peak RSS; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "payments"
+sys.path.insert(0, str(ROOT))
+
+BENCH_TOML = """
+[biller]
+name = "Bench Town"
+biller_guid = "5009a105-933f-4e03-98f7-84b417d55d9f"
+invoice_format_guid = "a2ef4f14-d023-4548-9139-02338672fe88"
+timezone = "America/Denver"
+
+[settings]
+64 = "101|99|0"
+65 = "101|98|0"
+131 = '''
+{"PaymentSettings": [
+  {"PaymentTypeID": 2, "PaymentCode": 95, "DistributionCode": 300},
+  {"PaymentTypeID": 11, "PaymentCode": 96, "DistributionCode": 300},
+  {"PaymentTypeID": 1, "PaymentCode": 97, "CardVender": ["VISA", "MASTERCARD", "DISCOVER"]},
+  {"PaymentTypeID": 1, "PaymentCode": 98, "CardVender": ["AMEX"]},
+  {"PaymentTypeID": 1, "PaymentCode": 12, "InvoiceTypeID": 300, "DistributionCode": 300},
+  {"PaymentTypeID": 15, "PaymentCode": 99, "DistributionCode": 400}
+]}
+'''
+
+[lockbox]
+combine_cloud_stores = false
+"""
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_export(path: Path, n: int, seed: int = 7) -> None:
+    """A synthetic export of n valid PAYMENT rows (vectorized; deterministic)."""
+    rng = np.random.default_rng(seed)
+    hexes = pd.Series(rng.integers(0, 2**63, size=(n, 2), dtype=np.int64).tolist()).map(
+        lambda p: f"{p[0]:016x}{p[1]:016x}"
+    )
+    guid = (
+        hexes.str[0:8]
+        + "-"
+        + hexes.str[8:12]
+        + "-4"
+        + hexes.str[13:16]
+        + "-8"
+        + hexes.str[17:20]
+        + "-"
+        + hexes.str[20:32]
+    )
+    ptype = rng.choice(
+        np.array(["1", "2", "11", "15", "16", "17"]), size=n, p=[0.5, 0.25, 0.1, 0.05, 0.05, 0.05]
+    )
+    card = np.where(
+        ptype == "1", rng.choice(np.array(["VISA", "MASTERCARD", "AMEX", "DISCOVER"]), size=n), ""
+    )
+    obd = np.where(ptype == "11", rng.choice(np.array(["FISERV", "RPPS"]), size=n), "")
+    acct = pd.Series(rng.integers(1, 999_999, size=n)).astype(str).str.zfill(6)
+    names = np.array(
+        [
+            "SMITH, JOHN",
+            "GARCIA LUIS",
+            "QUINTANILLA-RODRIGUEZ MARIA ELENA",
+            'BOB "BUDDY" TANAKA',
+            "LEE SOO-JIN",
+        ]
+    )
+    cents = rng.integers(1, 500_000, size=n)
+    amount = pd.Series(cents // 100).astype(str) + "." + pd.Series(cents % 100).astype(str).str.zfill(2)
+    secs = rng.integers(0, 3 * 86400, size=n)
+    date = (pd.Timestamp("2026-10-30") + pd.to_timedelta(secs, unit="s")).strftime("%Y-%m-%dT%H:%M:%S")
+    frame = pd.DataFrame(
+        {
+            "payment_guid": guid,
+            "transaction_type": "PAYMENT",
+            "original_payment_guid": "",
+            "payment_date": date,
+            "account_number": acct,
+            "customer_name": rng.choice(names, size=n),
+            "invoice_number": "26" + acct.str[-4:],
+            "invoice_type_id": rng.choice(np.array(["42", "7", "300", ""]), size=n),
+            "payment_type_id": ptype,
+            "card_vendor": card,
+            "obd_vendor": obd,
+            "amount": amount,
+        }
+    )
+    frame.to_csv(path, index=False)
+
+
+def stage_floor(export: Path, out_dir: Path) -> dict:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    t0 = time.perf_counter()
+    with export.open("rb") as fh:
+        header = fh.readline().decode().strip().split(",")
+    table = pacsv.read_csv(
+        export,
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in header}, strings_can_be_null=False
+        ),
+    )
+    t1 = time.perf_counter()
+    cols = ["payment_date", "invoice_type_id", "payment_type_id", "amount", "account_number", "customer_name"]
+    pacsv.write_csv(
+        table.select(cols),
+        out_dir / "floor.csv",
+        write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+    )
+    t2 = time.perf_counter()
+    return {
+        "read": t1 - t0,
+        "write": t2 - t1,
+        "total": t2 - t0,
+        "rows": table.num_rows,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def stage_ours(export: Path, out_dir: Path, config: Path) -> dict:
+    from caselle_ic.codes import load_payment_codes, resolve_codes
+    from caselle_ic.config import load_config
+    from caselle_ic.lockbox import write_lockbox_files
+    from caselle_ic.payments_read import read_payment_export
+
+    cfg = load_config(config)
+    t0 = time.perf_counter()
+    exp = read_payment_export(export, cfg)
+    t1 = time.perf_counter()
+    resolved = resolve_codes(exp.valid, load_payment_codes(cfg))
+    t2 = time.perf_counter()
+    for old in out_dir.glob("*_PYMT_*.TXT"):
+        old.unlink()
+    result = write_lockbox_files(resolved, out_dir, pd.Timestamp("2026-11-02").date(), cfg)
+    t3 = time.perf_counter()
+    return {
+        "read_validate": t1 - t0,
+        "resolve": t2 - t1,
+        "lockbox": t3 - t2,
+        "total": t3 - t0,
+        "rows": len(exp.valid),
+        "quarantined": len(exp.quarantined) + len(result.quarantined),
+        "files": {p.name: f.count for p, f in zip(result.paths, result.files, strict=True)},
+        "bytes": sum(p.stat().st_size for p in result.paths),
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def run_stage(stage: str, rows: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--stage", stage, "--rows", str(rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per side; the best is reported")
+    ap.add_argument("--stage", choices=["floor", "ours"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    export = OUT / f"export-{args.rows}.csv"
+    config = OUT / "bench-biller.toml"
+    if args.stage == "floor":
+        print(json.dumps(stage_floor(export, OUT)))
+        return
+    if args.stage == "ours":
+        print(json.dumps(stage_ours(export, OUT, config)))
+        return
+
+    config.write_text(BENCH_TOML, encoding="utf-8")
+    if not export.exists():
+        t = time.perf_counter()
+        make_export(export, args.rows)
+        print(
+            f"generated {export.name} ({export.stat().st_size / 1e6:.0f} MB)"
+            f" in {time.perf_counter() - t:.1f} s"
+        )
+
+    # -- (a) lockbox file vs the pyarrow floor -------------------------------------------------
+    floors = [run_stage("floor", args.rows) for _ in range(args.repeat)]
+    ours = [run_stage("ours", args.rows) for _ in range(args.repeat)]
+    floor = min(floors, key=lambda r: r["total"])
+    best = min(ours, key=lambda r: r["total"])
+    print(f"(a) lockbox file for {best['rows']:,} payments (best of {args.repeat}, separate processes)")
+    print(
+        f"  pyarrow floor   read {floor['read']:.2f} s + write {floor['write']:.2f} s"
+        f" = {floor['total']:.2f} s   peak RSS {floor['rss_mb']:.0f} MB"
+    )
+    print(
+        f"  caselle-ic      read+validate {best['read_validate']:.2f} s + resolve {best['resolve']:.2f} s"
+        f" + lockbox {best['lockbox']:.2f} s = {best['total']:.2f} s   peak RSS {best['rss_mb']:.0f} MB"
+    )
+    print(
+        f"  ratio           {best['total'] / floor['total']:.2f}x the floor (target <= 1.5x);"
+        f" lockbox writer alone {best['lockbox'] / floor['write']:.2f}x pyarrow's write"
+    )
+    print(
+        f"  files           {best['files']}  ({best['bytes'] / 1e6:.1f} MB),"
+        f" quarantined {best['quarantined']}"
+    )
+
+    # -- (b) posting 10,000 payments to the emulator ---------------------------------------------
+    # TODO(posting): part (b) goes here — start the emulator with 20 ms injected latency,
+    # post 10,000 DataPump payments through the real client and ledger, report receipts/s
+    # (target >= 500/s), client CPU per receipt, and check exactly one receipt per payment.
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+"""The IC payment export (SPEC §2.2) as a pandera schema built from ``payment_export.csv``.
+
+The column rules live in data (``schemas/payment_export.csv``: name, required, kind,
+values, meaning) so the contract is one table an analyst can read; this module turns that
+table into a :class:`pandera.pandas.DataFrameSchema` that validates the export *as text*
+after normalisation (stripped; transaction type and vendors upper-case; GUIDs
+lower-case), lazily, so every failing rule of every row is reported at once.
+
+Every check's ``error`` is the reason an analyst reads in the rejects file, written
+``field: rule`` (``amount: must be greater than 0``). :func:`row_reasons` turns pandera's
+``failure_cases`` into one ``reason`` per row, the rules in schema order.
+
+``required`` is one of:
+
+* ``yes`` — never blank;
+* ``no`` — optional;
+* ``reversal`` — required when transaction_type is REFUND or ACH_REJECT;
+* ``card`` — required on PAYMENT rows with payment_type_id 1;
+* ``obd`` — required on PAYMENT rows with payment_type_id 11.
+
+``kind`` is one of ``guid``, ``choice`` (one of ``values``, ``|``-separated), ``datetime``
+(ISO 8601), ``integer``, ``amount`` (> 0, at most two decimals), ``text``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
+
+from caselle_ic.values import extract_groups, parse_cents
+
+SPEC_FILE = Path(__file__).with_name("payment_export.csv")
+
+REQUIRED_RULES = ("yes", "no", "reversal", "card", "obd")
+KINDS = ("guid", "choice", "datetime", "integer", "amount", "text")
+
+REVERSALS = ("REFUND", "ACH_REJECT")
+CARD, OBD = "1", "11"
+
+_GUID = r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?\Z"
+_INTEGER = r"^\d*\Z"
+# 2026-11-01T14:05:09, with a space instead of T, seconds optional, fraction optional,
+# an optional Z or +HH:MM / -HHMM offset.
+ISO_DATETIME = (
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<h>\d{2}):(?P<mi>\d{2})"
+    r"(?::(?P<s>\d{2})(?:[.,]\d{1,9})?)?"
+    r"(?P<tz>Z|(?P<sign>[+-])(?P<oh>\d{2}):?(?P<om>\d{2}))?\Z"
+)
+_CANONICAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"  # RE2
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    required: str
+    kind: str
+    values: tuple[str, ...]
+    meaning: str
+
+
+@functools.cache
+def export_columns() -> tuple[ColumnSpec, ...]:
+    """The columns of the payment export, as ``payment_export.csv`` defines them."""
+    with SPEC_FILE.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    specs = []
+    for row in rows:
+        spec = ColumnSpec(
+            name=row["name"].strip(),
+            required=row["required"].strip(),
+            kind=row["kind"].strip(),
+            values=tuple(v.strip() for v in row["values"].split("|") if v.strip()),
+            meaning=row["meaning"].strip(),
+        )
+        if spec.required not in REQUIRED_RULES or spec.kind not in KINDS:
+            raise ValueError(f"{SPEC_FILE}: column {spec.name}: bad required/kind {row}")
+        if spec.kind == "choice" and not spec.values:
+            raise ValueError(f"{SPEC_FILE}: column {spec.name}: a choice needs values")
+        specs.append(spec)
+    return tuple(specs)
+
+
+def column_names() -> list[str]:
+    return [c.name for c in export_columns()]
+
+
+def always_required() -> list[str]:
+    return [c.name for c in export_columns() if c.required == "yes"]
+
+
+def split_iso_datetime(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """ISO 8601 date-time text -> (naive wall time ``datetime64[s]``, offset minutes
+    ``Int64`` (<NA> when the text has none), bad mask). Blank is not bad (NaT).
+
+    The canonical form ``YYYY-MM-DDTHH:MM:SS`` goes straight to pandas' C parser; only
+    the other forms go through the regular expression.
+    """
+    s = s.astype("string").fillna("")
+    n = len(s)
+    arr = pyarrow.array(s, type=pyarrow.large_string())
+    canonical = pc.match_substring_regex(arr, _CANONICAL).to_numpy(zero_copy_only=False)
+    blank = (s == "").to_numpy(dtype=bool, na_value=False)
+    wall = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    offset = np.zeros(n, dtype=np.int64)
+    has_offset = np.zeros(n, dtype=bool)
+    bad = ~blank
+    if canonical.any():
+        sub = pc.filter(arr, pyarrow.array(canonical))
+        ts = pc.strptime(sub, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+        # strptime rolls 2026-02-30 over to March 2 and :60 seconds to the next minute:
+        # the day and second it read must be the ones written
+        ok = pc.and_(
+            pc.and_(
+                pc.equal(pc.day(ts), pc.cast(pc.utf8_slice_codeunits(sub, 8, 10), pyarrow.int64())),
+                pc.equal(pc.second(ts), pc.cast(pc.utf8_slice_codeunits(sub, 17, 19), pyarrow.int64())),
+            ),
+            pc.greater_equal(pc.year(ts), 1),
+        )
+        good = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+        parsed = ts.to_numpy(zero_copy_only=False).astype("datetime64[s]")
+        wall[canonical] = np.where(good, parsed, np.datetime64("NaT"))
+        bad[canonical] = ~good
+    rest = ~canonical & ~blank
+    if rest.any():
+        w, o, h, b = _split_general(s[rest])
+        wall[rest], offset[rest], has_offset[rest], bad[rest] = w, o, h, b
+    return (
+        pd.Series(wall, index=s.index),
+        pd.Series(pd.arrays.IntegerArray(offset, ~has_offset), index=s.index),
+        pd.Series(bad, index=s.index),
+    )
+
+
+def _split_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    parts, matched = extract_groups(s, ISO_DATETIME)
+    m = matched.to_numpy(dtype=bool)
+    seconds = parts["s"].where(parts["s"] != "", "00")
+    text = parts["date"] + " " + parts["h"] + ":" + parts["mi"] + ":" + seconds
+    wall = pd.to_datetime(text.where(m), format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    has_off = (parts["sign"] != "").to_numpy(dtype=bool)
+    oh = pd.to_numeric(parts["oh"].where(has_off, "0")).to_numpy(dtype=np.int64)
+    om = pd.to_numeric(parts["om"].where(has_off, "0")).to_numpy(dtype=np.int64)
+    off = np.where((parts["sign"] == "-").to_numpy(dtype=bool), -(oh * 60 + om), oh * 60 + om)
+    has_tz = (parts["tz"] != "").to_numpy(dtype=bool)  # "Z" is offset 0
+    off_ok = ~has_off | ((oh <= 14) & (om <= 59))
+    bad = ~m | wall.isna().to_numpy() | ~off_ok
+    out = np.where(bad, np.datetime64("NaT"), wall.to_numpy(dtype="datetime64[s]"))
+    return out.astype("datetime64[s]"), np.where(bad, 0, off), has_tz & ~bad, bad
+
+
+# -- checks -----------------------------------------------------------------------------
+
+
+def _nonblank(s: pd.Series) -> pd.Series:
+    return s.fillna("") != ""
+
+
+def _blank_or_in(values: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    allowed = [*values, ""]
+    return lambda s: s.fillna("").isin(allowed)
+
+
+def _bad(n: str) -> str:
+    return f"_{n}_bad"
+
+
+def prepare(norm: pd.DataFrame) -> pd.DataFrame:
+    """The normalised text frame plus the helper columns the schema checks: each value
+    that needs parsing is parsed once here (``_amount_cents``, ``_amount_bad``,
+    ``_payment_date_wall``, ``_payment_date_offset``, ``_payment_date_bad``), and
+    payment_guid uniqueness over the whole file (``_dup_identical``, ``_dup_conflict``)."""
+    helpers: dict[str, pd.Series] = {}
+    for spec in export_columns():
+        n = spec.name
+        if spec.kind == "amount":
+            cents, bad = parse_cents(norm[n])
+            helpers[f"_{n}_cents"], helpers[_bad(n)] = cents, bad
+        elif spec.kind == "datetime":
+            wall, offset, bad = split_iso_datetime(norm[n])
+            helpers[f"_{n}_wall"], helpers[f"_{n}_offset"], helpers[_bad(n)] = wall, offset, bad
+    helpers["_dup_identical"], helpers["_dup_conflict"] = duplicate_flags(norm)
+    return norm.assign(**helpers)
+
+
+def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(a later copy of an identical line, a GUID on lines that disagree), over the file.
+
+    Only the lines whose GUID repeats are compared field by field (usually none)."""
+    guid = norm["payment_guid"].fillna("")
+    arr = pyarrow.array(guid, type=pyarrow.large_string())
+    counts = pc.value_counts(arr)
+    twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    repeated = pc.is_in(arr, value_set=twice).to_numpy(zero_copy_only=False) & (guid != "").to_numpy(
+        dtype=bool
+    )
+    identical_later = np.zeros(len(norm), dtype=bool)
+    conflict = np.zeros(len(norm), dtype=bool)
+    if repeated.any():
+        sub = norm.loc[repeated, column_names()]
+        row_hash = pd.util.hash_pandas_object(sub, index=False)
+        g = guid[repeated]
+        clash = (row_hash.groupby(g.to_numpy()).transform("nunique") > 1).to_numpy()
+        same = pd.DataFrame({"g": g.to_numpy(), "h": row_hash.to_numpy()}).duplicated(keep="first").to_numpy()
+        conflict[repeated] = clash
+        identical_later[repeated] = ~clash & same
+    return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
+
+
+def _column_checks(spec: ColumnSpec) -> dict[str, pa.Column]:
+    """The pandera columns for one export column: the text column, then its helpers."""
+    n = spec.name
+    checks: list[pa.Check] = []
+    helpers: dict[str, pa.Column] = {}
+    if spec.required == "yes":
+        checks.append(pa.Check(_nonblank, name=f"{n}_required", error=f"{n}: required"))
+    if spec.kind == "guid":
+        checks.append(
+            pa.Check.str_matches(
+                _GUID, name=f"{n}_guid", error=f"{n}: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+            )
+        )
+    elif spec.kind == "choice":
+        checks.append(
+            pa.Check(
+                _blank_or_in(spec.values),
+                name=f"{n}_choice",
+                error=f"{n}: not one of {', '.join(spec.values)}",
+            )
+        )
+    elif spec.kind == "integer":
+        checks.append(pa.Check.str_matches(_INTEGER, name=f"{n}_integer", error=f"{n}: not a whole number"))
+    elif spec.kind == "datetime":
+        helpers[_bad(n)] = pa.Column(
+            bool,
+            checks=pa.Check(
+                lambda b: ~b,
+                name=f"{n}_datetime",
+                error=f"{n}: not an ISO 8601 date-time such as 2026-11-01T14:05:00",
+            ),
+        )
+        helpers[f"_{n}_wall"] = pa.Column("datetime64[s]", nullable=True)
+        helpers[f"_{n}_offset"] = pa.Column("Int64", nullable=True)
+    elif spec.kind == "amount":
+        helpers[_bad(n)] = pa.Column(
+            bool,
+            checks=pa.Check(
+                lambda b: ~b, name=f"{n}_amount", error=f"{n}: not an amount with at most two decimals"
+            ),
+        )
+        helpers[f"_{n}_cents"] = pa.Column(
+            "Int64",
+            nullable=True,
+            checks=pa.Check(
+                lambda c: c.isna() | (c.fillna(1) > 0),
+                name=f"{n}_positive",
+                error=f"{n}: must be greater than 0",
+            ),
+        )
+    return {n: pa.Column(checks=checks, nullable=spec.required != "yes"), **helpers}
+
+
+def _conditional_checks() -> list[pa.Check]:
+    checks: list[pa.Check] = []
+    for spec in export_columns():
+        n = spec.name
+        if spec.required == "reversal":
+            checks.append(
+                pa.Check(
+                    lambda d, n=n: ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n]),
+                    name=f"{n}_required_reversal",
+                    error=f"{n}: required for REFUND and ACH_REJECT",
+                )
+            )
+        elif spec.required in ("card", "obd"):
+            ptype = CARD if spec.required == "card" else OBD
+            what = "card payments" if spec.required == "card" else "OBD payments"
+            checks.append(
+                pa.Check(
+                    lambda d, n=n, ptype=ptype: (
+                        (d["transaction_type"] != "PAYMENT")
+                        | (d["payment_type_id"] != ptype)
+                        | _nonblank(d[n])
+                    ),
+                    name=f"{n}_required_{spec.required}",
+                    error=f"{n}: required for {what} (payment_type_id {ptype})",
+                )
+            )
+    checks.append(
+        pa.Check(
+            lambda d: (
+                ~_nonblank(d["original_payment_guid"]) | (d["original_payment_guid"] != d["payment_guid"])
+            ),
+            name="original_not_self",
+            error="original_payment_guid: must not be the row's own payment_guid",
+        )
+    )
+    checks.append(
+        pa.Check(
+            lambda d: ~d["_dup_identical"],
+            name="duplicate_identical",
+            error="payment_guid: repeats an identical earlier line (the first is kept)",
+        )
+    )
+    checks.append(
+        pa.Check(
+            lambda d: ~d["_dup_conflict"],
+            name="duplicate_conflict",
+            error="payment_guid: on more than one line with different values (none is used)",
+        )
+    )
+    return checks
+
+
+@functools.cache
+def payment_export_schema() -> pa.DataFrameSchema:
+    """The pandera schema of a normalised payment export frame after :func:`prepare`."""
+    columns: dict[str, pa.Column] = {}
+    for spec in export_columns():
+        columns.update(_column_checks(spec))
+    columns["_dup_identical"] = pa.Column(bool)
+    columns["_dup_conflict"] = pa.Column(bool)
+    return pa.DataFrameSchema(columns, checks=_conditional_checks(), name="IC payment export")
+
+
+@functools.cache
+def _rule_order() -> dict[str, int]:
+    """Every rule's error text -> its rank: by the export column it names, then by order."""
+    schema = payment_export_schema()
+    errors: list[str] = []
+    for col in schema.columns.values():
+        errors += [c.error for c in col.checks if c.error]
+    errors += [c.error for c in schema.checks if c.error]
+    position = {name: i for i, name in enumerate(column_names())}
+    ranked = sorted(
+        range(len(errors)), key=lambda i: (position.get(errors[i].split(":", 1)[0], len(position)), i)
+    )
+    return {errors[i]: rank for rank, i in enumerate(ranked)}
+
+
+def row_reasons(failure_cases: pd.DataFrame) -> pd.Series:
+    """pandera ``failure_cases`` -> one ``"field: rule; field: rule"`` string per row index.
+
+    A frame-wide check is reported once per column by pandera; each rule appears once per
+    row here, in schema order.
+    """
+    fc = failure_cases.loc[failure_cases["index"].notna(), ["index", "check"]].drop_duplicates()
+    order = _rule_order()
+    fc = fc.assign(_order=fc["check"].map(order).fillna(len(order))).sort_values(["index", "_order"])
+    return fc.groupby("index", sort=True)["check"].agg("; ".join)
