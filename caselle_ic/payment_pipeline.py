@@ -361,6 +361,15 @@ def build_result(
     counts["conflicts"] = int(conflicted.sum())
     counts["lockbox files"] = len(stats.files)
     counts["settled after a lost answer"] = stats.settled_found
+    for key, n in (
+        ("lost posts not committed (sent again)", stats.settled_absent),
+        ("lost voids settled", stats.voids_settled_found),
+        ("lost voids not done (sent again)", stats.voids_settled_absent),
+        ("lockbox files recovered", stats.files_recovered),
+        ("lockbox names abandoned", stats.files_abandoned),
+    ):
+        if n:
+            counts[key] = n
     if not carried.empty:
         counts["carried over"] = len(carried)
 

@@ -135,6 +135,10 @@ class EngineStats:
     posted: int = 0
     settled_found: int = 0  # lost answers settled: the receipt was there
     settled_absent: int = 0  # lost answers settled: nothing committed (sent again)
+    voids_settled_found: int = 0  # lost void answers settled: the receipt shows voided
+    voids_settled_absent: int = 0  # lost void answers settled: not voided (sent again)
+    files_recovered: int = 0  # files a dead run wrote, confirmed on disk
+    files_abandoned: int = 0  # file names reserved but never written (payments re-filed)
     resent: int = 0
     voided: int = 0
     files: list[Path] = field(default_factory=list)
@@ -514,8 +518,10 @@ class PostingRun:
             self.book.apply([_set(g, FILED, why, done=True) for g in guids])
             self.book.mark_file(name, "written", "confirmed by a later run" if recovered else None)
             self.stats.files.append(path)
+            self.stats.files_recovered += recovered
             return len(guids)
         self.book.mark_file(name, "abandoned", "not written (the run stopped, or the name was taken on disk)")
+        self.stats.files_abandoned += 1
         self.stats.notes.append(
             f"lockbox file {name} was reserved but not written; its {len(guids)} payment(s) go to a new file"
         )
@@ -736,10 +742,13 @@ class PostingRun:
                     )
                     with self._lock:
                         self.stats.voided += 1
+                        self.stats.voids_settled_found += 1
                 else:
                     updates.append(
                         _set(r, PENDING, "a void whose answer was lost had not happened; sent again")
                     )
+                    with self._lock:
+                        self.stats.voids_settled_absent += 1
         return updates
 
     # -- other runs ----------------------------------------------------------------------------
