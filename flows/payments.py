@@ -33,7 +33,8 @@ def _run_name() -> str:
 
 def as_task(fn: Callable[..., Any]) -> Callable[..., Any]:
     """One step of the run as a Prefect task (never cached: its inputs are frames)."""
-    return task(fn, name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, persist_result=False)
+    wrapper = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, persist_result=False)
+    return wrapper(fn)
 
 
 class _Progress:

@@ -192,4 +192,4 @@ def test_unreachable_caselle_keeps_payments_pending_for_the_next_run(
     # the next day's export does not repeat them: the ledger carries them over
     r2 = run(write_export(tmp_path / "next.csv", [dp(8)]), cfg_path, tmp_path / "out", sqlite_ledger)
     assert r2.exit_status == 0 and r2.counts["posted"] == 1 and r2.counts["carried over"] == 8
-    assert_exactly_once(emu, rows[:8] + [dp(8)], rows[8:], tmp_path / "out")
+    assert_exactly_once(emu, [*rows[:8], dp(8)], rows[8:], tmp_path / "out")
