@@ -159,7 +159,8 @@ def test_same_guid_with_other_content_is_a_conflict_and_never_overwritten(ledger
     assert len(conflicts) == 3
     reasons = dict(zip(conflicts["payment_guid"], conflicts["reason"], strict=True))
     assert reasons[str(uuid.UUID(int=2))].startswith(
-        "payment_guid: already recorded with a different customer_name, amount_cents (first recorded from a.csv line 3, now pending)"
+        "payment_guid: already recorded with a different customer_name, amount_cents "
+        "(first recorded from a.csv line 3, now pending)"
     )
     stored = me.rows_for(list(changed["payment_guid"]))
     assert set(stored["amount_cents"]) == {1000} and set(stored["export_name"]) == {"a.csv"}
