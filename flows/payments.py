@@ -1,0 +1,93 @@
+"""Prefect flow ``daily-payments``: a thin wrapper over :func:`run_daily_payments`.
+
+Each step of the run (read, resolve codes, record, settle, post, file, void, wait,
+report) is one Prefect task — never one per payment — with ``cache_policy=NO_CACHE``
+(the steps take DataFrames and the engine; hashing them would be slow and wrong). While
+posting, a progress artifact shows how many receipts are done; at the end the
+reconciliation is published as a table artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from caselle_ic.config import load_config, resolve_now
+from caselle_ic.errors import CaselleAPIError
+from caselle_ic.payment_pipeline import PaymentRunResult, run_daily_payments
+from caselle_ic.reconcile import format_reconciliation
+
+
+def _run_name() -> str:
+    """``daily-payments/<biller slug>/<YYYY-MM-DD>`` (the run date, biller local time)."""
+    params = flow_run.parameters
+    cfg = load_config(params["config"])
+    day = resolve_now(params.get("now"), cfg.tz).date()
+    return f"daily-payments/{cfg.slug}/{day:%Y-%m-%d}"
+
+
+def as_task(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One step of the run as a Prefect task (never cached: its inputs are frames)."""
+    wrapper = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, persist_result=False)
+    return wrapper(fn)
+
+
+class _Progress:
+    """Updates one progress artifact (percent of the receipts to post), at most per 1 %."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.artifact_id: Any = None
+        self.last = -1.0
+
+    def __call__(self, done: int, total: int) -> None:
+        pct = 100.0 if total <= 0 else round(100.0 * min(done, total) / total, 0)
+        if pct == self.last:
+            return
+        self.last = pct
+        description = f"Data Pump receipts posted: {done} of {total}"
+        if self.artifact_id is None:
+            self.artifact_id = create_progress_artifact(pct, key=self.key, description=description)
+        else:
+            update_progress_artifact(self.artifact_id, pct, description=description)
+
+
+@flow(name="daily-payments", flow_run_name=_run_name, log_prints=False)
+def daily_payments(
+    export: str,
+    config: str,
+    out_dir: str,
+    now: str | None = None,
+    ledger_url: str | None = None,
+) -> PaymentRunResult:
+    """Post the day's IC payments to Caselle exactly once (SPEC §4-§7)."""
+    cfg = load_config(config)
+    progress = _Progress(f"posting-{cfg.slug}")
+    result = run_daily_payments(
+        export, cfg, out_dir, now=now, ledger_url=ledger_url, step=as_task, progress=progress
+    )
+    if progress.artifact_id is None:  # nothing to post in this run
+        progress(0, 0)
+    logger = get_run_logger()
+    for line in result.summary_lines():
+        logger.info(line)
+    table = format_reconciliation(result.tables["reconciliation"])
+    create_table_artifact(
+        table=table.astype(object).where(table.notna(), "").to_dict("records"),
+        key=f"reconciliation-{cfg.slug}",
+        description=f"Reconciliation of {result.inputs[0].name}: export vs posted, voided, filed, "
+        "quarantined, manual, pending, earlier (amounts exact)",
+    )
+    # TODO(lead): publish the common run artifacts once caselle_ic.artifacts is on main:
+    #     from caselle_ic.artifacts import publish_run_artifacts
+    #     publish_run_artifacts(result)
+    if result.exit_status == 2:
+        raise CaselleAPIError(
+            "; ".join(result.notes[-1:]) or "Caselle Connect could not be reached; rerun to post the rest"
+        )
+    return result
