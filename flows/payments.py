@@ -9,32 +9,16 @@ reconciliation is published as a table artifact.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect import flow
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from caselle_ic.config import load_config, resolve_now
+from caselle_ic.config import load_config
 from caselle_ic.errors import CaselleAPIError
 from caselle_ic.payment_pipeline import PaymentRunResult, run_daily_payments
 from caselle_ic.reconcile import format_reconciliation
-
-
-def _run_name() -> str:
-    """``daily-payments/<biller slug>/<YYYY-MM-DD>`` (the run date, biller local time)."""
-    params = flow_run.parameters
-    cfg = load_config(params["config"])
-    day = resolve_now(params.get("now"), cfg.tz).date()
-    return f"daily-payments/{cfg.slug}/{day:%Y-%m-%d}"
-
-
-def as_task(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """One step of the run as a Prefect task (never cached: its inputs are frames)."""
-    wrapper = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, persist_result=False)
-    return wrapper(fn)
+from flows._common import as_task, finish, run_name
 
 
 class _Progress:
@@ -57,7 +41,7 @@ class _Progress:
             update_progress_artifact(self.artifact_id, pct, description=description)
 
 
-@flow(name="daily-payments", flow_run_name=_run_name, log_prints=False)
+@flow(name="daily-payments", flow_run_name=run_name("daily-payments", "%Y-%m-%d"), log_prints=False)
 def daily_payments(
     export: str,
     config: str,
@@ -73,19 +57,7 @@ def daily_payments(
     )
     if progress.artifact_id is None:  # nothing to post in this run
         progress(0, 0)
-    logger = get_run_logger()
-    for line in result.summary_lines():
-        logger.info(line)
-    table = format_reconciliation(result.tables["reconciliation"])
-    create_table_artifact(
-        table=table.astype(object).where(table.notna(), "").to_dict("records"),
-        key=f"reconciliation-{cfg.slug}",
-        description=f"Reconciliation of {result.inputs[0].name}: export vs posted, voided, filed, "
-        "quarantined, manual, pending, earlier (amounts exact)",
-    )
-    # TODO(lead): publish the common run artifacts once caselle_ic.artifacts is on main:
-    #     from caselle_ic.artifacts import publish_run_artifacts
-    #     publish_run_artifacts(result)
+    finish(result, tables={"reconciliation": format_reconciliation(result.tables["reconciliation"])})
     if result.exit_status == 2:
         raise CaselleAPIError(
             "; ".join(result.notes[-1:]) or "Caselle Connect could not be reached; rerun to post the rest"

@@ -67,5 +67,5 @@ def test_daily_payments_flow(prefect_harness, emu: EmulatorProcess, cfg_path: Pa
     by_type = {a.type: a for a in artifacts}
     assert by_type["progress"].data == 100.0
     table = by_type["table"]
-    assert table.key == "reconciliation-sample-city-utilities"
+    assert table.key == "daily-payments-sample-city-utilities-reconciliation"
     assert "TOTAL" in str(table.data) and "DIFFERENCE" not in str(table.data)
