@@ -7,7 +7,9 @@ Generates an extract of N statements x 5 lines (default 100,000; 1,000,000 is ab
 
 (a) ``caselle-ic invoices`` end to end (the command a biller runs; start-up included);
 (b) a naive baseline: the csv module, one Python loop per row, Decimal money, the same
-    rules, writing the same file (its bytes are compared with (a)'s);
+    rules, writing the same file (its bytes are compared with (a)'s). It streams one
+    statement at a time, so it needs the rows of a statement adjacent (as Caselle and the
+    generator write them) and refuses an extract where they are not;
 (c) a floor: pyarrow reads the extract as text and writes a CSV of it again, the least
     any tool that reads and writes this much data must spend;
 and a run of the 50-account sample extract (start-up included).
@@ -23,6 +25,7 @@ import argparse
 import csv
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,7 +36,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
 VENV_BIN = Path(sys.executable).parent
 CONFIG = ROOT / "data" / "samples" / "biller.toml"
 SAMPLE = ROOT / "data" / "samples" / "statements.csv"
@@ -171,91 +173,131 @@ def naive(extract: str, out_dir: str) -> None:
     cfg = tomllib.loads(CONFIG.read_text(encoding="utf-8"))
     width = cfg.get("invoice_file", {}).get("message_field_length", 255)
     aliases = {k.lower(): v for k, v in cfg.get("extract", {}).get("columns", {}).items()}
-    stmts: dict[str, list[dict[str, str]]] = defaultdict(list)
+    # Pass 1: which raw account numbers clean to the same AccountNumber.
     with open(extract, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         header = [aliases.get(h.strip().lower(), h.strip().lower()) for h in next(reader)]
+        at = header.index("account_number")
+        raw_of: dict[str, set[str]] = defaultdict(set)
         for row in reader:
-            rec = dict(zip(header, row, strict=True))
-            stmts[rec["account_number"]].append(rec)
-    cleaned_count: dict[str, int] = defaultdict(int)
-    for acct in stmts:
-        cleaned_count[re.sub(r"[^A-Za-z0-9]", "", acct)] += 1
-    out: list[list[str]] = []
+            raw_of[re.sub(r"[^A-Za-z0-9]", "", row[at])].add(row[at])
+    cleaned_count = {k: len(v) for k, v in raw_of.items()}
+    del raw_of
+    # Pass 2: one statement at a time (rows of a statement are adjacent, as Caselle
+    # exports them; the baseline refuses anything else), records to a body file.
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    body_path = Path(out_dir) / "body.part"
     total, count = Decimal(0), 0
-    for acct, rows in stmts.items():
-        try:
-            first = rows[0]
-            if any(r[c] != first[c] for r in rows for c in STATEMENT_COLS):
-                raise Bad
-            account = re.sub(r"[^A-Za-z0-9]", "", acct)
-            if not account or cleaned_count[account] > 1 or not first["customer_name"].strip():
-                raise Bad
-            sdate, due = a_date(first["statement_date"]), a_date(first["due_date"])
-            balance, bfwd = amount(first["customer_balance"]), amount(first["last_statement_balance"])
-            if sdate is None or due is None or balance is None or bfwd is None:
-                raise Bad
-            money_cols = {c: amount(first[c]) for c in ("balance_due", "past_due", "last_payment_amount",
-                          "current_period_payments", "current_period_adjustments")}  # fmt: skip
-            dates = {c: a_date(first[c]) for c in ("last_statement_date", "statement_begin_date",
-                     "statement_end_date")}  # fmt: skip
-            lines = []
-            for i, r in enumerate(rows):
-                if not any(r[c].strip() for c in LINE_COLS):
-                    continue
-                ld, kind, ref = a_date(r["line_date"]), r["line_type"].strip().upper(), clean(r["ref_no"])
-                if ld is None or kind not in ("INVOICE", "PAYMENT", "ADJUSTMENT") or not ref:
+    with open(body_path, "w", encoding="utf-8", newline="") as body:
+        for acct, rows in _adjacent_statements(extract, header):
+            out: list[list[str]] = []
+            try:
+                first = rows[0]
+                if any(r[c] != first[c] for r in rows for c in STATEMENT_COLS):
                     raise Bad
-                charge, credit = amount(r["charge_amount"]), amount(r["credit_amount"])
-                if (charge or 0) < 0 or (credit or 0) < 0:
+                account = re.sub(r"[^A-Za-z0-9]", "", acct)
+                if not account or cleaned_count[account] > 1 or not first["customer_name"].strip():
                     raise Bad
-                lines.append((ld, i, kind, ref, r, charge, credit, a_date(r["line_due_date"])))
-            lines.sort(key=lambda x: (x[0], x[1]))
-            running, ids = bfwd, []
-            for ld, _i, kind, ref, r, charge, credit, ldue in lines:
-                running += (charge or 0) - (credit or 0)
-                code = "" if kind == "PAYMENT" else clean(r["invoice_category_code"])
-                ids.append(["ID", clean(r["description"]), quantity(clean(r["quantity"])), money(charge),
-                            money(credit), money(running), mdy(ld), code, mdy(ldue), ref])  # fmt: skip
-            if running != balance:
-                raise Bad
-        except (Bad, InvalidOperation):
-            continue
-        invoices = [x for x in lines if x[2] == "INVOICE"]
-        if invoices:
-            number, chosen = invoices[0][3], invoices[0]
-        elif lines:
-            chosen = lines[0]
-            number = f"{chosen[3]}-{chosen[0].month}/{chosen[0].day}/{chosen[0].year}"
-        else:
-            chosen, number = None, f"{account}-{sdate.month}/{sdate.day}/{sdate.year}"
-        type_id = (
-            "" if chosen is None or chosen[2] == "PAYMENT" else clean(chosen[4]["invoice_category_code"])
-        )
-        msg = split(clean(first["general_message"]), width)
-        bal_due = money_cols["balance_due"] if money_cols["balance_due"] is not None else balance
-        mc, f = money_cols, first
-        ih = ["IH", "R", cfg["biller"]["invoice_format_guid"], number, mdy(sdate), mdy(due), money(balance)]
-        ih += [mdy(dates["last_statement_date"]), money(mc["last_payment_amount"]), money(bfwd)]
-        ih += [mdy(dates["statement_begin_date"]), mdy(dates["statement_end_date"])]
-        ih += [money(mc["current_period_payments"]), money(mc["current_period_adjustments"])]
-        ih += [msg[0], msg[1], msg[2], money(bal_due), msg[3], msg[4]]
-        ih += [clean(f[c]) for c in ("bill_to_udf", "customer_udf", "invoice_detail_udf", "invoice_udf")]
-        ih += ["Open Items", type_id, money(mc["past_due"])]
-        cr = ["CR", account] + [
-            clean(f[c]) for c in ("customer_name", "address1", "address2", "city", "state")
-        ]
-        cr += [clean(f["zip"]), re.sub(r"\D", "", f["phone"]), clean(f["email"]), clean(f["attention"])]
-        out += [ih, cr]
-        out += ids
-        total += balance
-        count += 1
+                sdate, due = a_date(first["statement_date"]), a_date(first["due_date"])
+                balance, bfwd = amount(first["customer_balance"]), amount(first["last_statement_balance"])
+                if sdate is None or due is None or balance is None or bfwd is None:
+                    raise Bad
+                money_cols = {c: amount(first[c]) for c in ("balance_due", "past_due", "last_payment_amount",
+                              "current_period_payments", "current_period_adjustments")}  # fmt: skip
+                dates = {c: a_date(first[c]) for c in ("last_statement_date", "statement_begin_date",
+                         "statement_end_date")}  # fmt: skip
+                lines = []
+                for i, r in enumerate(rows):
+                    if not any(r[c].strip() for c in LINE_COLS):
+                        continue
+                    ld, kind, ref = a_date(r["line_date"]), r["line_type"].strip().upper(), clean(r["ref_no"])
+                    if ld is None or kind not in ("INVOICE", "PAYMENT", "ADJUSTMENT") or not ref:
+                        raise Bad
+                    charge, credit = amount(r["charge_amount"]), amount(r["credit_amount"])
+                    if (charge or 0) < 0 or (credit or 0) < 0:
+                        raise Bad
+                    lines.append((ld, i, kind, ref, r, charge, credit, a_date(r["line_due_date"])))
+                lines.sort(key=lambda x: (x[0], x[1]))
+                running, ids = bfwd, []
+                for ld, _i, kind, ref, r, charge, credit, ldue in lines:
+                    running += (charge or 0) - (credit or 0)
+                    code = "" if kind == "PAYMENT" else clean(r["invoice_category_code"])
+                    ids.append(["ID", clean(r["description"]), quantity(clean(r["quantity"])), money(charge),
+                                money(credit), money(running), mdy(ld), code, mdy(ldue), ref])  # fmt: skip
+                if running != balance:
+                    raise Bad
+            except (Bad, InvalidOperation):
+                continue
+            invoices = [x for x in lines if x[2] == "INVOICE"]
+            if invoices:
+                number, chosen = invoices[0][3], invoices[0]
+            elif lines:
+                chosen = lines[0]
+                number = f"{chosen[3]}-{chosen[0].month}/{chosen[0].day}/{chosen[0].year}"
+            else:
+                chosen, number = None, f"{account}-{sdate.month}/{sdate.day}/{sdate.year}"
+            type_id = (
+                "" if chosen is None or chosen[2] == "PAYMENT" else clean(chosen[4]["invoice_category_code"])
+            )
+            msg = split(clean(first["general_message"]), width)
+            bal_due = money_cols["balance_due"] if money_cols["balance_due"] is not None else balance
+            mc, f = money_cols, first
+            ih = [
+                "IH",
+                "R",
+                cfg["biller"]["invoice_format_guid"],
+                number,
+                mdy(sdate),
+                mdy(due),
+                money(balance),
+            ]
+            ih += [mdy(dates["last_statement_date"]), money(mc["last_payment_amount"]), money(bfwd)]
+            ih += [mdy(dates["statement_begin_date"]), mdy(dates["statement_end_date"])]
+            ih += [money(mc["current_period_payments"]), money(mc["current_period_adjustments"])]
+            ih += [msg[0], msg[1], msg[2], money(bal_due), msg[3], msg[4]]
+            ih += [clean(f[c]) for c in ("bill_to_udf", "customer_udf", "invoice_detail_udf", "invoice_udf")]
+            ih += ["Open Items", type_id, money(mc["past_due"])]
+            cr = ["CR", account] + [
+                clean(f[c]) for c in ("customer_name", "address1", "address2", "city", "state")
+            ]
+            cr += [clean(f["zip"]), re.sub(r"\D", "", f["phone"]), clean(f["email"]), clean(f["attention"])]
+            out += [ih, cr]
+            out += ids
+            body.write("".join(_record(rec) for rec in out))
+            total += balance
+            count += 1
     day = datetime.fromisoformat(NOW)
     fh_rec = ["FH", cfg["biller"]["biller_guid"], f"{day:%m/%d/%Y}", str(count), f"{total:.2f}"]
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
     with open(Path(out_dir) / f"{STAMP}.txt", "w", encoding="utf-8", newline="") as fh:
-        for rec in [fh_rec, *out]:
-            fh.write("|".join('"' + v.replace('"', '""') + '"' for v in rec) + "\r\n")
+        fh.write(_record(fh_rec))
+        with open(body_path, encoding="utf-8", newline="") as rest:
+            shutil.copyfileobj(rest, fh, 1 << 20)
+    body_path.unlink()
+
+
+def _record(values: list[str]) -> str:
+    return "|".join('"' + v.replace('"', '""') + '"' for v in values) + "\r\n"
+
+
+def _adjacent_statements(extract: str, header: list[str]):  # type: ignore[no-untyped-def]
+    """(account, rows as dicts) for each run of adjacent rows of one account."""
+    done: set[str] = set()
+    with open(extract, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        acct, rows = None, []
+        for row in reader:
+            rec = dict(zip(header, row, strict=True))
+            if rec["account_number"] != acct:
+                if acct is not None:
+                    yield acct, rows
+                    done.add(acct)
+                acct, rows = rec["account_number"], []
+                if acct in done:
+                    raise SystemExit(f"naive baseline: the rows of account {acct!r} are not adjacent")
+            rows.append(rec)
+        if acct is not None:
+            yield acct, rows
 
 
 # -- driver ----------------------------------------------------------------------------
@@ -278,13 +320,15 @@ def main() -> None:
         naive(*args.naive)
         return
 
-    from gen_extract import write_extract
-
     args.out.mkdir(parents=True, exist_ok=True)
     extract = args.out / f"statements_{args.n}.csv"
     if not extract.exists():
+        # In a child process: this one stays small, because a child's peak RSS starts
+        # from its parent's at fork (Linux carries the high-water mark across exec).
         t = time.perf_counter()
-        write_extract(extract, args.n)
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "gen_extract.py"), str(extract), str(args.n)], check=True
+        )
         print(f"generated {extract} in {time.perf_counter() - t:.1f} s")
     size_mb = extract.stat().st_size / 1e6
     print(f"extract: {args.n:,} statements x 5 lines, {size_mb:,.0f} MB")

@@ -58,6 +58,20 @@ def _decode_check(path: Path, encoding: str) -> int:
     return line - 1
 
 
+def _has_empty_records(table: pa.Table) -> bool:
+    """Whether any record has every value empty (what a kept blank line becomes)."""
+    if table.num_rows == 0 or table.num_columns == 0:
+        return False
+    candidates = pc.equal(pc.binary_length(table.column(0)), 0)
+    if not pc.any(candidates).as_py():
+        return False
+    rows = pa.array(np.flatnonzero(candidates.to_numpy(zero_copy_only=False)))
+    empty = np.ones(len(rows), dtype=bool)
+    for column in table.columns[1:]:
+        empty &= pc.equal(pc.binary_length(pc.take(column, rows)), 0).to_numpy(zero_copy_only=False)
+    return bool(empty.any())
+
+
 def _count_line_feeds(path: Path) -> int:
     count = 0
     with path.open("rb") as fh:
@@ -71,8 +85,8 @@ def _read_arrow(
 ) -> pa.Table:
     """Every column as Arrow ``string`` (account numbers keep their leading zeros).
 
-    ``keep_blank_lines``: a blank line is an error (a one-field record) instead of being
-    skipped, so the reader itself proves the file has no blank line."""
+    ``keep_blank_lines``: a blank line becomes a record of empty values instead of being
+    skipped (see :func:`_has_empty_records`)."""
     return pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
@@ -285,29 +299,25 @@ def read_text_table(
             line=1,
         )
 
-    # With one line break at the end at most, read with blank lines refused: a file
-    # that reads that way has one physical line per record unless a value holds a line
-    # break, which _record_lines checks without reading the file again.
+    # With one line break at the end at most, read with blank lines kept: Arrow turns a
+    # blank line into a record of empty values, so when no record is entirely empty the
+    # file has no blank line and one physical line per record (unless a value holds a
+    # line break, which _record_lines checks) -- proven without reading it in Python.
     strict = utf8 and _trailing_line_feeds(p) <= 1
     try:
         table = _read_arrow(p, encoding, header, keep_blank_lines=strict, check_utf8=utf8)
+        if strict and _has_empty_records(table):  # blank lines (or ",,," rows): skip them
+            strict = False
+            table = _read_arrow(p, encoding, header, keep_blank_lines=False, check_utf8=utf8)
     except pa.ArrowInvalid as exc:
         text = str(exc)
         if "Empty CSV file" in text:
             raise InputError(f"the {what} file is empty; expected a header row", file=p, line=1) from None
         if utf8 and "UTF8" in text:
             _decode_check(p, encoding)  # raises, naming the line
-        table = None
-        if strict and "columns, got 1" in text:  # a blank line: read it the tolerant way
-            strict = False
-            try:
-                table = _read_arrow(p, encoding, header, keep_blank_lines=False, check_utf8=utf8)
-            except pa.ArrowInvalid:
-                table = None
-        if table is None:
-            with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
-                width = len(next(csv.reader(fh), []))
-            raise _explain_parse_failure(p, encoding, width) from None
+        with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
+            width = len(next(csv.reader(fh), []))
+        raise _explain_parse_failure(p, encoding, width) from None
     if strict:
         no_blank_lines = True
     else:

@@ -105,3 +105,27 @@ def test_dates_parse_the_same_in_bulk_and_format_back(values):
     for i, v in enumerate(values):
         if not bad.iloc[i] and v:
             assert parse_dates(pd.Series([formatted.iloc[i]]))[0].iloc[0] == got.iloc[i]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-(10**15), 10**15), min_size=1, max_size=40), st.booleans())
+def test_amount_formatting_is_exact_on_every_path(values, repeated):
+    from caselle_ic.values import format_cents, format_cents_array
+
+    data = np.array(values * (60 if repeated else 1), dtype=np.int64)  # > 1000 values: distinct path
+    na = np.zeros(len(data), dtype=bool)
+    na[::7] = True
+    got = format_cents_array(data, na).to_pylist()
+    assert got == ["" if m else format_cents(int(v)) for v, m in zip(data, na, strict=True)]
+
+
+def test_a_record_of_empty_values_is_kept_and_a_blank_line_is_not(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_bytes(b"a,b,c\n1,2,3\n,,\n4,5,6\n")
+    df = read_text_csv(p)
+    assert df[["a", "b", "c"]].values.tolist() == [["1", "2", "3"], ["", "", ""], ["4", "5", "6"]]
+    assert list(df["_line"]) == [2, 3, 4]
+    p.write_bytes(b"a,b,c\n1,2,3\n\n4,5,6\n")
+    df = read_text_csv(p)
+    assert df[["a", "b", "c"]].values.tolist() == [["1", "2", "3"], ["4", "5", "6"]]
+    assert list(df["_line"]) == [2, 4]
