@@ -132,6 +132,9 @@ def _v2_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.Column("lockbox_file", sa.String(100)),
         sa.Column("lockbox_line", sa.Integer),
         sa.Column("claim_owner", sa.String(36)),  # run_id holding the row
+        # until then, "Caselle holds no receipt" may only mean the request is still on its
+        # way (sent by a run that died, or whose answer timed out): settle again after it
+        sa.Column("in_doubt_until", sa.String(32)),
         sa.Column("attempts", sa.Integer, nullable=False, default=0),
         sa.Column("reason", sa.Text),
         sa.Column("first_run_id", sa.String(36), nullable=False),
