@@ -144,7 +144,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from caselle_ic.deploy import serve_billers
 
-    serve_billers([str(c) for c in args.config])
+    serve_billers([str(c) for c in args.config], ledger_url=args.ledger)
+    return 0
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    """Process what waits in the biller's inbox, once (cron-friendly, no Prefect needed)."""
+    from caselle_ic.config import load_config
+    from caselle_ic.inbox import KINDS, make_handler, process_inbox
+
+    cfg = load_config(args.config)
+    status = 0
+    for kind in KINDS if args.kind == "all" else (args.kind,):
+        if prefect_configured():
+            import importlib
+
+            from caselle_ic.errors import InboxError
+
+            flow = getattr(importlib.import_module("flows.ops"), _INBOX_FLOW_FN[kind])
+            try:
+                summary = flow(config=str(args.config), ledger_url=args.ledger, settle_seconds=args.settle)
+            except InboxError as exc:
+                print(f"caselle-ic inbox: {exc}", file=sys.stderr)
+                status = 2
+            else:
+                status = max(status, int(summary["exit_status"]))
+            continue
+        handler = make_handler(kind, args.config, via_flow=False, ledger_url=args.ledger)
+        report = process_inbox(cfg, kind, handler, ledger_url=args.ledger, settle_seconds=args.settle)
+        for line in report.summary_lines():
+            print(line, file=sys.stderr)
+        status = max(status, report.exit_status)
+    return status
+
+
+_INBOX_FLOW_FN = {
+    "invoices": "invoice_inbox",
+    "adjustments": "adjustments_inbox",
+    "payments": "payments_inbox",
+    "paperless": "paperless_inbox",
+}
+
+
+def cmd_deployments(args: argparse.Namespace) -> int:
+    from caselle_ic.deploy import render_prefect_yaml
+
+    root = Path(args.root) if args.root else Path.cwd()
+    text = render_prefect_yaml(
+        [str(c) for c in args.config], root=root, work_pool=args.pool, ledger_url=args.ledger
+    )
+    sys.stdout.write(text)
     return 0
 
 
@@ -224,7 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("serve", help="serve the scheduled deployments of one or more billers")
     sp.add_argument("--config", required=True, type=Path, action="append", metavar="BILLER.toml")
+    sp.add_argument("--ledger", metavar="URL", help="shared ledger database of the inbox runs (no password)")
     sp.set_defaults(func=cmd_serve)
+    sp = sub.add_parser("inbox", help="process the files waiting in the biller's [paths].inbox, once")
+    sp.add_argument(
+        "--kind", choices=["all", "invoices", "adjustments", "payments", "paperless"], default="all"
+    )
+    sp.add_argument(
+        "--settle", type=float, default=30.0, metavar="SECONDS", help="skip files younger than this"
+    )
+    common(sp, ledger=True)
+    sp.set_defaults(func=cmd_inbox)
+
+    sp = sub.add_parser("deployments", help="print a prefect.yaml of the billers' deployments (work pool)")
+    sp.add_argument("--config", required=True, type=Path, action="append", metavar="BILLER.toml")
+    sp.add_argument("--pool", default="caselle-ic", help="process work pool name")
+    sp.add_argument("--root", type=Path, default=None, help="repository root on the workers (default: .)")
+    sp.add_argument("--ledger", metavar="URL", help="shared ledger database of the inbox runs (no password)")
+    sp.set_defaults(func=cmd_deployments)
     return p
 
 

@@ -168,6 +168,32 @@ class PathsSection(_Strict):
     state: str = "data/state"
 
 
+_CRON = re.compile(r"^\S+(\s+\S+){4}\Z")
+
+
+class ScheduleSection(_Strict):
+    """Cron schedules of the scheduled inbox pickups, in the biller's time zone.
+
+    An empty string means "on demand only" (no schedule). Checked fully (ranges, names)
+    when the deployments are built, by Prefect's cron parser.
+    """
+
+    invoices: str = "0 6 1 * *"  # 06:00 on the 1st of each month
+    adjustments: str = ""  # on demand
+    payments: str = "0 7 * * *"  # 07:00 every day
+    paperless: str = "0 6 * * *"  # 06:00 every day
+
+    @field_validator("invoices", "adjustments", "payments", "paperless")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        v = " ".join(v.split())
+        if v and not _CRON.match(v):
+            raise ValueError(
+                f"{v!r} is not a 5-field cron expression such as '0 6 1 * *' (or \"\" for on demand)"
+            )
+        return v
+
+
 class _File(_Strict):
     biller: BillerSection
     settings: dict[str, str | int] = Field(default_factory=dict)
@@ -175,6 +201,7 @@ class _File(_Strict):
     extract: ExtractSection = Field(default_factory=ExtractSection)
     lockbox: LockboxSection = Field(default_factory=LockboxSection)
     paths: PathsSection = Field(default_factory=PathsSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
 
 
 @dataclass(frozen=True)
@@ -216,6 +243,7 @@ class BillerConfig:
     lockbox: LockboxSection
     paths: Paths
     unresolved: dict[Setting, str] = field(default_factory=dict)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
 
     def __repr__(self) -> str:
         return f"BillerConfig(name={self.name!r}, source={str(self.source)!r})"
@@ -384,6 +412,11 @@ def load_config(path: str | Path) -> BillerConfig:
     paths = Paths(
         *((base / getattr(p, f)).resolve() for f in ("inbox", "outbox", "archive", "error", "state"))
     )
+    # Every secret this process knows is redacted from all log output from now on.
+    from caselle_ic.logsafe import install_redaction
+
+    install_redaction([v.get_secret_value() for v in secrets.values()])
+
     b = parsed.biller
     return BillerConfig(
         source=src,
@@ -398,6 +431,7 @@ def load_config(path: str | Path) -> BillerConfig:
         lockbox=parsed.lockbox,
         paths=paths,
         unresolved=unresolved,
+        schedule=parsed.schedule,
     )
 
 

@@ -13,32 +13,32 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterable, Mapping
+import ctypes
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from caselle_ic.errors import InputError
+from caselle_ic.values import empty_strings, string_series
 
 LINE = "_line"
 
 
-def _decode_check(path: Path, encoding: str) -> tuple[int, bool]:
+def _decode_check(path: Path, encoding: str) -> int:
     """Raise InputError naming the line of the first byte that does not decode.
 
-    Returns (number of line breaks a file of one line per record would have, whether a
-    CR appears other than in CR LF) for :func:`_record_lines`: the LF count, plus one when
-    the last line has no LF.
-    """
+    Returns the number of line feeds in the file (the same pass counts them), which
+    tells :func:`_record_lines` whether every record sits on its own line."""
     decoder = codecs.getincrementaldecoder(encoding)()
     line = 1
-    bare_cr = False
-    last = b""
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
+        while chunk := fh.read(1 << 24):
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
@@ -55,9 +55,47 @@ def _decode_check(path: Path, encoding: str) -> tuple[int, bool]:
                     line=line,
                 ) from None
             line += chunk.count(b"\n")
-            bare_cr = bare_cr or chunk.count(b"\r") != chunk.count(b"\r\n")
-            last = chunk[-1:]
-    return line - 1 + (last not in (b"\n", b"")), bare_cr
+    return line - 1
+
+
+def _count_line_feeds(path: Path) -> int:
+    count = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            count += chunk.count(b"\n")
+    return count
+
+
+def _read_arrow(
+    path: Path, encoding: str, header: list[str], *, keep_blank_lines: bool, check_utf8: bool
+) -> pa.Table:
+    """Every column as Arrow ``string`` (account numbers keep their leading zeros).
+
+    ``keep_blank_lines``: a blank line is an error (a one-field record) instead of being
+    skipped, so the reader itself proves the file has no blank line."""
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=not keep_blank_lines),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            auto_dict_encode=False,
+            null_values=[],
+            check_utf8=check_utf8,
+        ),
+    )
+
+
+def _trailing_line_feeds(path: Path) -> int:
+    """Line feeds in the run of CR/LF at the very end of the file (trailing blank lines)."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - 4096))
+        tail = fh.read()
+    stripped = tail.rstrip(b"\r\n")
+    return tail[len(stripped) :].count(b"\n")
 
 
 def _explain_parse_failure(path: Path, encoding: str, width: int) -> InputError:
@@ -81,19 +119,15 @@ def _explain_parse_failure(path: Path, encoding: str, width: int) -> InputError:
     return InputError("is not a readable CSV file", file=path)
 
 
-def _record_lines(path: Path, encoding: str, table: pa.Table, lines: int, bare_cr: bool) -> np.ndarray:
-    """Physical start line of each data record (header is line 1). ``lines``/``bare_cr``
-    come from :func:`_decode_check`."""
+def _record_lines(path: Path, encoding: str, table: pa.Table, no_blank_lines: bool) -> np.ndarray:
+    """Physical start line of each data record (header is line 1).
+
+    Fast path: no blank line between records (``no_blank_lines``, proven by the reader
+    or by counting) and no line break inside a value -> record i starts at line i + 2.
+    Otherwise the csv module numbers them."""
     n_records = table.num_rows
-    # Fast path: one line per record (the file's line breaks are the header's and the
-    # records' own: no quoted line breaks, no blank lines) -> record i starts at line i + 2.
     ascii_breaks = "\n".encode(encoding) == b"\n" and "\r".encode(encoding) == b"\r"
-    # An unbalanced quote at the end swallows the last line break into the last value
-    # and leaves the count intact: look at the last record (cheap) to catch it.
-    tail_broken = n_records > 0 and any(
-        ("\n" in v or "\r" in v) for v in (col[n_records - 1].as_py() or "" for col in table.columns)
-    )
-    if ascii_breaks and not bare_cr and lines == n_records + 1 and not tail_broken:
+    if ascii_breaks and no_blank_lines and not _values_have_line_breaks(table):
         return np.arange(2, n_records + 2, dtype=np.int64)
     starts = np.empty(n_records, dtype=np.int64)
     with path.open("r", encoding=_py_encoding(encoding), newline="") as fh:
@@ -113,6 +147,39 @@ def _record_lines(path: Path, encoding: str, table: pa.Table, lines: int, bare_c
                 line=start,
             ) from None
     return starts
+
+
+def _memchr() -> Callable[[int, int, int], int | None] | None:
+    try:
+        libc = ctypes.CDLL(None)
+        fn = libc.memchr
+    except (OSError, AttributeError):  # pragma: no cover - not a glibc/BSD libc
+        return None
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    return fn  # type: ignore[no-any-return]
+
+
+_MEMCHR = _memchr()
+
+
+def _values_have_line_breaks(table: pa.Table) -> bool:
+    """Whether any value holds CR or LF (a quoted line break, or an unterminated quote).
+
+    Scans each column's data buffer with libc ``memchr`` (gigabytes per second); a
+    buffer may hold bytes outside the chunk's slice, which can only make this say yes."""
+    for column in table.columns:
+        for chunk in column.chunks:
+            data = chunk.buffers()[2] if len(chunk) else None
+            if data is None or data.size == 0:
+                continue
+            if _MEMCHR is None:  # pragma: no cover
+                if pc.any(pc.match_substring_regex(chunk, "[\r\n]")).as_py():
+                    return True
+                continue
+            if _MEMCHR(data.address, 10, data.size) or _MEMCHR(data.address, 13, data.size):
+                return True
+    return False
 
 
 def _py_encoding(encoding: str) -> str:
@@ -141,6 +208,48 @@ def read_text_csv(
     * ``known``: canonical columns to keep (others are dropped); None keeps all.
     Missing optional columns from ``known`` are added as empty.
     """
+    text = read_text_table(
+        path, encoding=encoding, column_map=column_map, required=required, known=known, what=what
+    )
+    frame = pd.DataFrame({name: string_series(text.table.column(name)) for name in text.table.column_names})
+    frame[LINE] = text.lines
+    return frame
+
+
+@dataclass
+class TextTable:
+    """A CSV file read as text: Arrow ``string`` columns with canonical names, and the
+    physical line where each record starts. Big inputs stay in Arrow (4-byte offsets,
+    no per-value Python objects); :func:`read_text_csv` is the pandas view of it.
+
+    Mutable on purpose: a pipeline that has consumed some columns drops them with
+    :meth:`drop` so their memory is released even while a caller still holds this object.
+    """
+
+    path: Path
+    table: pa.Table
+    lines: np.ndarray
+    present: list[str] = field(default_factory=list)  # canonical columns the header had
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def drop(self, columns: Iterable[str]) -> None:
+        names = set(columns)
+        self.table = self.table.drop_columns([c for c in self.table.column_names if c in names])
+
+
+def read_text_table(
+    path: str | Path,
+    *,
+    encoding: str = "utf-8",
+    column_map: Mapping[str, str] | None = None,
+    required: Iterable[str] = (),
+    known: Iterable[str] | None = None,
+    what: str = "input",
+) -> TextTable:
+    """Like :func:`read_text_csv`, returning the Arrow table and line numbers."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"the {what} file does not exist", file=p)
@@ -156,12 +265,19 @@ def read_text_csv(
         raise InputError(f"the {what} file is empty; expected a header row", file=p, line=1)
     if b"\x00" in head:
         raise InputError(f"the {what} file is binary, not CSV text", file=p, line=1)
-    newlines, bare_cr = _decode_check(p, encoding)
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    # UTF-8 is validated by the Arrow reader itself (vectorised, in parallel); the Python
+    # pass that names the offending line runs only when that fails. Other encodings are
+    # decoded in Python anyway, and that pass also counts the lines.
+    line_feeds = None if utf8 else _decode_check(p, encoding)
     with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
         try:
             header = next(csv.reader(fh), [])
         except csv.Error as exc:
             raise InputError(f"the header row is not valid CSV ({exc})", file=p, line=1) from None
+        except UnicodeDecodeError:
+            _decode_check(p, encoding)
+            raise
     if len(header) < 2:
         raise InputError(
             f"the {what} file is not comma-delimited CSV: its header has {len(header)} column",
@@ -169,28 +285,34 @@ def read_text_csv(
             line=1,
         )
 
+    # With one line break at the end at most, read with blank lines refused: a file
+    # that reads that way has one physical line per record unless a value holds a line
+    # break, which _record_lines checks without reading the file again.
+    strict = utf8 and _trailing_line_feeds(p) <= 1
     try:
-        table = pacsv.read_csv(
-            p,
-            read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                # every value is text: account numbers keep their leading zeros
-                column_types={name: pa.string() for name in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                auto_dict_encode=False,
-                null_values=[],
-                check_utf8=False,
-            ),
-        )
+        table = _read_arrow(p, encoding, header, keep_blank_lines=strict, check_utf8=utf8)
     except pa.ArrowInvalid as exc:
         text = str(exc)
         if "Empty CSV file" in text:
             raise InputError(f"the {what} file is empty; expected a header row", file=p, line=1) from None
-        with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
-            width = len(next(csv.reader(fh), []))
-        raise _explain_parse_failure(p, encoding, width) from None
+        if utf8 and "UTF8" in text:
+            _decode_check(p, encoding)  # raises, naming the line
+        table = None
+        if strict and "columns, got 1" in text:  # a blank line: read it the tolerant way
+            strict = False
+            try:
+                table = _read_arrow(p, encoding, header, keep_blank_lines=False, check_utf8=utf8)
+            except pa.ArrowInvalid:
+                table = None
+        if table is None:
+            with p.open("r", encoding=_py_encoding(encoding), newline="") as fh:
+                width = len(next(csv.reader(fh), []))
+            raise _explain_parse_failure(p, encoding, width) from None
+    if strict:
+        no_blank_lines = True
+    else:
+        feeds = _count_line_feeds(p) if line_feeds is None else line_feeds
+        no_blank_lines = feeds - _trailing_line_feeds(p) == table.num_rows
 
     raw_names = table.column_names
     canonical = [aliases.get(normalize_header(n), normalize_header(n)) for n in raw_names]
@@ -215,15 +337,15 @@ def read_text_csv(
             column=missing[0],
         )
     keep = list(known) if known is not None else canonical
-    cols: dict[str, pd.Series] = {}
+    cols: dict[str, pa.ChunkedArray] = {}
     for raw, canon in zip(raw_names, canonical, strict=True):
-        if canon not in keep:
-            continue
-        cols[canon] = table.column(raw).to_pandas(types_mapper=pd.ArrowDtype).astype("string")
+        if canon in keep:
+            cols[canon] = table.column(raw)
     n = table.num_rows
+    present = [c for c in keep if c in cols]
     for canon in keep:
         if canon not in cols:
-            cols[canon] = pd.Series([""] * n, dtype="string")
-    frame = pd.DataFrame({c: cols[c] for c in keep})
-    frame[LINE] = _record_lines(p, encoding, table, newlines, bare_cr)
-    return frame
+            cols[canon] = pa.chunked_array([empty_strings(n).cast(pa.string())])
+    lines = _record_lines(p, encoding, table, no_blank_lines)
+    out = pa.table([cols[c] for c in keep], names=keep)
+    return TextTable(path=p, table=out, lines=lines, present=present)

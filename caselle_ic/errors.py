@@ -9,6 +9,13 @@ Hierarchy (modelled on httpx's single exceptions module)::
     ├── OutputError                 an output could not be written               (exit 2)
     ├── LedgerError                 the ledger database refused or is unusable   (exit 2)
     ├── UsageError                  a command-line argument is wrong             (exit 2)
+    ├── RecordSchemaError           output records broke a field-map rule that is not
+    │                               tied to one record (a bug; nothing written)  (exit 2)
+    ├── NothingToWriteError         every record was quarantined; rejects only   (exit 2)
+    ├── InboxError                  inbox files failed in a scheduled pickup     (exit 2)
+    │                               (each one is in [paths].error with a reason)
+    ├── ServiceError                a local service (Prefect server, emulator)
+    │                               did not start or answer in time              (exit 2)
     └── CaselleAPIError             talking to Caselle Connect failed
         ├── RetriableError          safe to try again (nothing was committed)
         │   ├── TransportError      connection refused / DNS / TLS before sending
@@ -82,6 +89,21 @@ class LedgerError(CaselleICError):
 
 class UsageError(CaselleICError):
     """A command-line argument is wrong (for example an account that is not a number)."""
+
+
+class InboxError(CaselleICError):
+    """Some inbox files failed; each is in ``[paths].error`` with its ``.reason.txt``.
+
+    ``summary`` is the pickup's JSON-able report (every file, where it went, why).
+    """
+
+    def __init__(self, message: str, *, summary: dict | None = None):
+        self.summary = summary or {}
+        super().__init__(message)
+
+
+class ServiceError(CaselleICError):
+    """A local service (Prefect server, emulator) did not start or did not answer in time."""
 
 
 class CaselleAPIError(CaselleICError):
@@ -162,3 +184,19 @@ ERROR_CODES: dict[str, type[CaselleAPIError]] = {
     "BAD_USER_INPUT": BadUserInputError,
     "INTERNAL": ServerError,
 }
+
+
+class RecordSchemaError(CaselleICError):
+    """Records failed a field-map rule that cannot be tied to one record (a missing
+    column, a wrong type): a bug in a builder or the field map. Nothing is written."""
+
+
+class NothingToWriteError(CaselleICError):
+    """Every record of the input was quarantined, so no output file was written.
+
+    ``result`` is the run's RunResult (counts, rejects path) so a flow can still publish
+    what an analyst needs to fix the input before it re-raises."""
+
+    def __init__(self, message: str, *, result: object = None):
+        self.result = result
+        super().__init__(message)

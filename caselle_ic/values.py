@@ -10,7 +10,9 @@ inputs that could not be parsed, so callers quarantine exactly those rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,15 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 # 1234.5 | 1,234.50 | $1,234.50 | -12.00 | -$12.00 | (12.00) | ($12.00) | .50
-_AMOUNT = r"^(?P<neg>-)?\$?(?P<int>\d{1,3}(?:,\d{3})+|\d*)(?:\.(?P<frac>\d{1,2}))?\Z"
-_PAREN = r"^\((?P<inner>[^()]*)\)\Z"
-_PLAIN = r"^[0-9]{1,13}\.[0-9]{2}$"  # RE2 (Arrow): the form nearly every export uses
+# One RE2 pattern (Arrow compute, no look-arounds): the groups are checked afterwards.
+_AMOUNT = (
+    r"^(?:(?P<open>\()\s*)?(?P<neg>-)?\$?(?P<int>\d{1,3}(?:,\d{3})+|\d*)"
+    r"(?:\.(?P<frac>\d{1,2}))?(?:\s*(?P<close>\)))?$"
+)
+_PLAIN_AMOUNT = r"^-?\d{1,13}\.\d{2}$"
 _MAX_DIGITS = 15  # 10**15 cents: far beyond any bill, far below int64 overflow
 _STRING_TYPES = {pa.large_string(): pd.StringDtype("pyarrow"), pa.string(): pd.StringDtype("pyarrow")}
-
-
-def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | (s.str.strip() == "")
 
 
 def extract_groups(s: pd.Series, pattern: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -54,72 +55,195 @@ def extract_groups(s: pd.Series, pattern: str) -> tuple[pd.DataFrame, pd.Series]
     return pd.DataFrame(groups, index=s.index), matched
 
 
-def _digits_to_int64(s: pd.Series) -> np.ndarray:
-    """ASCII digit strings (``""`` -> 0) to int64, in Arrow."""
-    arr = pa.array(s.astype("string").fillna("").replace("", "0"), type=pa.large_string())
-    return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+def arrow_strings(s: pd.Series) -> pa.ChunkedArray:
+    """The values of a text Series as an Arrow ``large_string`` array (zero-copy when the
+    Series is Arrow-backed, as everything csvin reads is)."""
+    arr = s.array
+    if hasattr(arr, "__arrow_array__") and isinstance(s.dtype, pd.StringDtype | pd.ArrowDtype):
+        out = arr.__arrow_array__()
+        chunked = out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+    else:
+        chunked = pa.chunked_array([pa.array(s.astype(object), type=pa.large_string(), from_pandas=True)])
+    if chunked.type != pa.large_string():
+        chunked = chunked.cast(pa.large_string())
+    return chunked
+
+
+def string_series(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
+    """An Arrow string array as a pandas ``string`` Series (zero-copy)."""
+    chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    if chunked.type != pa.large_string():
+        chunked = chunked.cast(pa.large_string())
+    return pd.Series(pd.arrays.ArrowStringArray(chunked), index=index, copy=False)
+
+
+def empty_strings(n: int) -> pa.Array:
+    """``n`` empty strings, without allocating ``n`` Python objects."""
+    offsets = pa.py_buffer(np.zeros(n + 1, dtype=np.int64))
+    return pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(b""))
+
+
+def mostly_repeated(arr: pa.Array, *, sample: int = 50_000) -> bool:
+    """Whether a big column repeats its values a lot (fewer than 1 in 10 distinct in a
+    sample): then work once per distinct value and map back beats working per row."""
+    n = len(arr)
+    return n > 1000 and pc.count_distinct(arr.slice(0, sample)).as_py() * 10 < min(n, sample)
+
+
+def map_distinct(values: pa.Array | pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array]) -> pa.ChunkedArray:
+    """``fn`` (Arrow strings -> Arrow strings, element-wise) applied once per distinct
+    value when the column mostly repeats, else to every value."""
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if mostly_repeated(arr):
+        encoded = pc.dictionary_encode(arr)
+        out = pc.take(fn(encoded.dictionary), encoded.indices)
+    else:
+        out = fn(arr)
+    return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+
+
+def _by_distinct(
+    s: pd.Series, parse: Callable[[pa.Array], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``parse`` (Arrow strings -> values, bad) once per distinct value and map the
+    results back: a cycle repeats its dates and many of its amounts on every line."""
+    arr = pc.utf8_trim_whitespace(arrow_strings(s)).combine_chunks()
+    n = len(arr)
+    if n <= 1000:
+        return parse(arr)
+    # Hashing millions of distinct values costs more than parsing them: sample first.
+    if not mostly_repeated(arr):
+        return parse(arr)
+    encoded = pc.dictionary_encode(arr)
+    null = encoded.is_null().to_numpy(zero_copy_only=False)
+    if len(encoded.dictionary) == 0:  # every value null
+        return parse(arr)
+    dict_values, dict_bad = parse(encoded.dictionary)
+    idx = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    values = dict_values[idx]
+    bad = dict_bad[idx] & ~null
+    if null.any():
+        values[null] = _missing_like(values)
+    return values, bad
+
+
+def _missing_like(values: np.ndarray) -> Any:
+    return np.datetime64("NaT") if values.dtype.kind == "M" else _NA_CENTS
+
+
+def lstr(value: str) -> pa.Scalar:
+    """A ``large_string`` scalar (Arrow kernels do not mix string and large_string)."""
+    return pa.scalar(value, pa.large_string())
+
+
+#: Placeholder for a blank amount inside the int64 arrays (never written: masked first).
+_NA_CENTS = np.iinfo(np.int64).min
+
+
+def _parse_cents_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Arrow strings (trimmed) -> int64 cents (``_NA_CENTS`` when blank or bad), bad mask.
+
+    Blank values cost nothing, the plain form (``1234.50``, ``-12.00``: what exports
+    write) is one cast, and only the rest goes through the full grammar."""
+    n = len(arr)
+    out = np.full(n, _NA_CENTS, dtype=np.int64)
+    bad = np.zeros(n, dtype=bool)
+    filled = pc.fill_null(pc.greater(pc.utf8_length(arr), 0), False)
+    if not pc.any(filled).as_py():
+        return out, bad
+    plain = pc.and_(filled, pc.fill_null(pc.match_substring_regex(arr, _PLAIN_AMOUNT), False))
+    plain_np = _bools(plain)
+    if plain_np.any():
+        digits = pc.replace_substring(pc.filter(arr, plain), ".", "")
+        out[plain_np] = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+    other = _bools(filled) & ~plain_np
+    if other.any():
+        cents, ok = _parse_cents_grammar(pc.filter(arr, pa.array(other)))
+        out[other] = np.where(ok, cents, _NA_CENTS)
+        bad[other] = ~ok
+    return out, bad
+
+
+def _bools(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _parse_cents_grammar(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Every accepted amount form (SPEC §2) of non-blank values -> (cents, ok)."""
+    parts = pc.extract_regex(arr, _AMOUNT)
+    matched = _bools(pc.fill_null(pc.is_valid(parts), False))
+    if not matched.any():
+        return np.zeros(len(arr), dtype=np.int64), matched
+
+    def field(name: str) -> pa.Array:
+        return pc.fill_null(pc.struct_field(parts, name), "")
+
+    int_part = pc.replace_substring(field("int"), ",", "")
+    frac = field("frac")
+    opened = _bools(pc.not_equal(field("open"), ""))
+    closed = _bools(pc.not_equal(field("close"), ""))
+    neg = _bools(pc.not_equal(field("neg"), ""))
+    int_len = pc.utf8_length(int_part).to_numpy(zero_copy_only=False)
+    frac_len = pc.utf8_length(frac).to_numpy(zero_copy_only=False)
+    ok = matched & (opened == closed) & ~(opened & neg)
+    ok &= ((int_len > 0) | (frac_len > 0)) & (int_len <= _MAX_DIGITS)
+    ok_arr = pa.array(ok)
+    has_int = pc.and_(ok_arr, pc.greater(pc.utf8_length(int_part), 0))
+    whole = pc.cast(pc.if_else(has_int, int_part, "0"), pa.int64())
+    fraction = pc.cast(pc.if_else(ok_arr, pc.utf8_rpad(frac, 2, "0"), "0"), pa.int64())
+    cents = whole.to_numpy(zero_copy_only=False) * 100 + fraction.to_numpy(zero_copy_only=False)
+    return np.where(neg | opened, -cents, cents), ok
 
 
 def parse_cents(s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse amounts to nullable Int64 cents. Blank -> <NA> (not bad).
-
-    The common form (``1234.50``: digits, a point, two decimals) is parsed in one Arrow
-    cast; every other value goes through the full grammar.
-    """
-    s = s.astype("string").str.strip()
-    arr = pa.array(s.fillna(""), type=pa.large_string())
-    plain = pc.match_substring_regex(arr, _PLAIN)
-    plain_mask = plain.to_numpy(zero_copy_only=False)
-    cents = np.zeros(len(s), dtype=np.int64)
-    ok = np.zeros(len(s), dtype=bool)
-    bad = np.zeros(len(s), dtype=bool)
-    if plain_mask.any():
-        digits = pc.replace_substring(pc.filter(arr, plain), ".", "")
-        cents[plain_mask] = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
-        ok[plain_mask] = True
-    rest = ~plain_mask
-    if rest.any():
-        c, o, b = _parse_cents_general(s[rest])
-        cents[rest], ok[rest], bad[rest] = c, o, b
-    out = pd.Series(pd.arrays.IntegerArray(cents, ~ok), index=s.index)
-    return out, pd.Series(bad, index=s.index)
-
-
-def _mask(x: pd.Series) -> np.ndarray:
-    return x.to_numpy(dtype=bool, na_value=False)
-
-
-def _parse_cents_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every amount form of SPEC §2 -> (cents, ok, bad) arrays."""
-    s = s.fillna("")
-    blank = _mask(s == "")
-    paren, is_paren_s = extract_groups(s, _PAREN)
-    is_paren = _mask(is_paren_s)
-    body = s.where(~is_paren, paren["inner"].str.strip())
-    parts, matched_s = extract_groups(body, _AMOUNT)
-    int_part = parts["int"].str.replace(",", "", regex=False)
-    frac = parts["frac"]
-    negative = _mask(parts["neg"] == "-")
-    matched = _mask(matched_s) & (_mask(int_part != "") | _mask(frac != ""))
-    # "(-12.00)" is not a thing: a negative sign inside parentheses is rejected
-    matched &= ~(is_paren & negative)
-    matched &= _mask(int_part.str.len() <= _MAX_DIGITS)
-    ok = matched & ~blank
-    whole = _digits_to_int64(int_part.where(ok, ""))
-    fraction = _digits_to_int64(frac.where(ok, "").str.pad(2, side="right", fillchar="0"))
-    cents = whole * 100 + fraction
-    cents = np.where(negative | is_paren, -cents, cents)
-    return cents, ok, ~blank & ~matched
+    """Parse amounts to nullable Int64 cents. Blank -> <NA> (not bad)."""
+    cents, bad = _by_distinct(s, _parse_cents_arrow)
+    out = pd.Series(pd.arrays.IntegerArray(cents, cents == _NA_CENTS), index=s.index, copy=False)
+    return out, pd.Series(bad, index=s.index, copy=False)
 
 
 def cents_to_str(c: pd.Series) -> pd.Series:
     """Int cents -> ``-?\\d+\\.\\d{2}``; <NA> -> empty string."""
-    na = c.isna()
-    v = c.fillna(0).astype("int64")
-    a = v.abs()
-    text = (a // 100).astype("string") + "." + (a % 100).astype("string").str.zfill(2)
-    text = text.where(v >= 0, "-" + text)
-    return text.where(~na, "").astype("string")
+    na = c.isna().to_numpy()
+    v = c.to_numpy(dtype="int64", na_value=0)
+    return string_series(format_cents_array(v, na), c.index)
+
+
+def format_cents_array(v: np.ndarray, na: np.ndarray | None = None) -> pa.Array:
+    """int64 cents -> Arrow strings ``-?\\d+\\.\\d{2}`` (empty where ``na``).
+
+    The cents are handed to Arrow as the unscaled values of a ``decimal128(18, 2)``
+    array (a buffer, no arithmetic) and Arrow's decimal-to-string cast writes them;
+    a column that repeats a few values (rates, fees) is formatted once per distinct value.
+    """
+    v = np.asarray(v, dtype=np.int64)
+    n = len(v)
+    if n > 1000:
+        sample = v[:50_000]
+        if len(np.unique(sample)) * 10 < len(sample):
+            codes, uniques = pd.factorize(v)
+            text = pc.take(_decimal_text(np.asarray(uniques, dtype=np.int64)), pa.array(codes))
+        else:
+            text = _decimal_text(v)
+    else:
+        text = _decimal_text(v)
+    if na is not None and na.any():
+        text = pc.if_else(pa.array(na), pa.scalar("", pa.large_string()), text)
+    return text
+
+
+def _decimal_text(v: np.ndarray) -> pa.Array:
+    if np.abs(v).max(initial=0) >= 10**17:  # beyond decimal128(18, 2): plain arithmetic
+        a = np.abs(v)
+        whole = pc.cast(pa.array(a // 100), pa.large_string())
+        frac = pc.utf8_lpad(pc.cast(pa.array(a % 100), pa.large_string()), 2, "0")
+        text = pc.binary_join_element_wise(whole, frac, lstr("."))
+        return pc.if_else(pa.array(v < 0), pc.binary_join_element_wise(lstr("-"), text, lstr("")), text)
+    words = np.empty((len(v), 2), dtype=np.int64)  # two's complement 128-bit, little-endian
+    words[:, 0] = v
+    words[:, 1] = np.where(v < 0, -1, 0)
+    dec = pa.Array.from_buffers(pa.decimal128(18, 2), len(v), [None, pa.py_buffer(words)])
+    return dec.cast(pa.large_string())
 
 
 def cents_to_decimal(cents: int) -> Decimal:
@@ -140,36 +264,83 @@ def format_cents(cents: int) -> str:
     return f"{sign}{a // 100}.{a % 100:02d}"
 
 
-# MM/DD/YYYY, M/D/YYYY | YYYY-MM-DD
-_US = r"^(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\Z"
-_ISO = r"^(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\Z"
+# MM/DD/YYYY, M/D/YYYY | YYYY-MM-DD (RE2: no repeated group names, so two sets)
+_DATE = (
+    r"^(?:(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})"
+    r"|(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2}))$"
+)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of valid proleptic Gregorian dates (Howard Hinnant's algorithm)."""
+    y = y - (m <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    mp = (m + 9) % 12
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _parse_dates_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Arrow strings (trimmed) -> datetime64[s] (NaT when blank or bad), bad mask."""
+    n = len(arr)
+    blank = pc.fill_null(pc.equal(pc.utf8_length(arr), 0), True).to_numpy(zero_copy_only=False)
+    parts = pc.extract_regex(arr, _DATE)
+    matched = pc.fill_null(pc.is_valid(parts), False).to_numpy(zero_copy_only=False) & ~blank
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    if not matched.any():
+        return out, ~blank
+
+    def num(us: str, iso: str) -> np.ndarray:
+        a = pc.fill_null(pc.struct_field(parts, us), "")
+        b = pc.fill_null(pc.struct_field(parts, iso), "")
+        text = pc.if_else(pc.equal(a, ""), b, a)
+        text = pc.if_else(pa.array(matched), text, "0")
+        return pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
+
+    y, m, d = num("y", "iy"), num("m", "im"), num("d", "id")
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    month_ok = (m >= 1) & (m <= 12)
+    dim = _DAYS_IN_MONTH[np.where(month_ok, m, 0)] + ((m == 2) & leap)
+    ok = matched & month_ok & (d >= 1) & (d <= dim) & (y >= 1)
+    days = _days_from_civil(np.where(ok, y, 1970), np.where(ok, m, 1), np.where(ok, d, 1))
+    out[ok] = (days[ok] * 86400).astype("datetime64[s]")
+    return out, ~blank & ~ok
 
 
 def parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse dates to ``datetime64[s]`` (NaT for blank). Invalid calendar dates are bad."""
-    s = s.astype("string").str.strip()
-    blank = s.isna() | (s == "")
-    us, is_us = extract_groups(s, _US)
-    iso, is_iso = extract_groups(s, _ISO)
-    y = us["y"].where(is_us, iso["y"])
-    m = us["m"].where(is_us, iso["m"])
-    d = us["d"].where(is_us, iso["d"])
-    have = (is_us | is_iso) & ~blank
-    iso_text = (y + "-" + m.str.zfill(2) + "-" + d.str.zfill(2)).where(have)
-    parsed = pd.to_datetime(iso_text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
-    bad = ~blank & parsed.isna()
-    return parsed, bad.fillna(False).astype(bool)
+    values, bad = _by_distinct(s, _parse_dates_arrow)
+    return pd.Series(values, index=s.index, copy=False), pd.Series(bad, index=s.index, copy=False)
 
 
 def dates_mdy(d: pd.Series, *, pad: bool = True) -> pd.Series:
     """datetime64 -> ``MM/DD/YYYY`` (pad) or ``M/D/YYYY``; NaT -> empty string."""
-    na = d.isna()
-    year = d.dt.year.fillna(0).astype("int64").astype("string")
-    month = d.dt.month.fillna(0).astype("int64").astype("string")
-    day = d.dt.day.fillna(0).astype("int64").astype("string")
-    if pad:
-        month, day, year = month.str.zfill(2), day.str.zfill(2), year.str.zfill(4)
-    return (month + "/" + day + "/" + year).where(~na, "").astype("string")
+    return string_series(format_dates_array(d.to_numpy(dtype="datetime64[s]"), pad=pad), d.index)
+
+
+def format_dates_array(d: np.ndarray, *, pad: bool = True) -> pa.Array:
+    """datetime64 array -> Arrow strings ``MM/DD/YYYY`` (or ``M/D/YYYY``); NaT -> empty.
+
+    Formats each distinct date once (a cycle has a handful) and maps them back."""
+    days = d.astype("datetime64[D]")
+    na = np.isnat(days)
+    codes, uniq = pd.factorize(np.where(na, np.datetime64("1970-01-01"), days))
+    inverse = np.asarray(codes)
+    uniq = np.asarray(uniq, dtype="datetime64[D]")
+    months = uniq.astype("datetime64[M]")
+    years = uniq.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = months.astype(np.int64) % 12 + 1
+    day = (uniq - months.astype("datetime64[D]")).astype(np.int64) + 1
+    fmt = "{m:02d}/{d:02d}/{y:04d}" if pad else "{m}/{d}/{y:04d}"
+    texts = [fmt.format(m=m, d=dd, y=y) for y, m, dd in zip(years, month, day, strict=True)]
+    table = pa.array(texts, pa.large_string())
+    out = pc.take(table, pa.array(inverse.reshape(-1).astype(np.int64)))
+    if na.any():
+        out = pc.if_else(pa.array(na), pa.scalar("", pa.large_string()), out)
+    return out
 
 
 def digits_only(s: pd.Series) -> pd.Series:

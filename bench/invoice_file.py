@@ -1,0 +1,323 @@
+"""Benchmark of the monthly invoice file (SPEC §3): seconds and peak memory.
+
+    .venv/bin/python bench/invoice_file.py [N] [--out DIR] [--skip-naive] [--runs R]
+
+Generates an extract of N statements x 5 lines (default 100,000; 1,000,000 is about
+1.4 GB) with ``bench/gen_extract.py``, then measures, each in its own process:
+
+(a) ``caselle-ic invoices`` end to end (the command a biller runs; start-up included);
+(b) a naive baseline: the csv module, one Python loop per row, Decimal money, the same
+    rules, writing the same file (its bytes are compared with (a)'s);
+(c) a floor: pyarrow reads the extract as text and writes a CSV of it again, the least
+    any tool that reads and writes this much data must spend;
+and a run of the 50-account sample extract (start-up included).
+
+Peak RSS is the child's own ``ru_maxrss`` (``os.wait4``). Ratios are wall-clock time
+against the floor measured in the same session. Numbers, not assertions: the machine
+is shared, so run it more than once (``--runs``) and read the best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+VENV_BIN = Path(sys.executable).parent
+CONFIG = ROOT / "data" / "samples" / "biller.toml"
+SAMPLE = ROOT / "data" / "samples" / "statements.csv"
+NOW = "2026-11-01T06:00:00"
+STAMP = "INVCLD_CSLSTMT101_20261101060000"
+
+FLOOR = r"""
+import sys
+import pyarrow as pa, pyarrow.csv as pacsv
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, encoding="utf-8", newline="") as fh:
+    header = fh.readline().rstrip("\r\n").split(",")
+table = pacsv.read_csv(
+    src,
+    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+    convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                         strings_can_be_null=False, null_values=[]),
+)
+pacsv.write_csv(table, dst)
+"""
+
+
+def measure(cmd: list[str]) -> dict[str, float]:
+    """Run ``cmd``; wall seconds, CPU seconds and peak RSS (MB) of that process tree."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    _out, err = proc.communicate()
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        sys.stderr.write(err.decode(errors="replace"))
+        raise SystemExit(f"{cmd[0]} exited {code}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "exit": code,
+    }
+
+
+# -- (b) the naive baseline -----------------------------------------------------------
+
+AMOUNT = re.compile(r"^(\()?\s*(-)?\$?(\d{1,3}(?:,\d{3})+|\d*)(?:\.(\d{1,2}))?\s*(\))?\Z")
+US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\Z")
+ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})\Z")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+STATEMENT_COLS = [
+    "account_number", "customer_name", "attention", "address1", "address2", "city", "state", "zip",
+    "phone", "email", "statement_date", "due_date", "customer_balance", "balance_due", "past_due",
+    "last_statement_date", "last_statement_balance", "last_payment_amount", "statement_begin_date",
+    "statement_end_date", "current_period_payments", "current_period_adjustments", "general_message",
+    "bill_to_udf", "customer_udf", "invoice_detail_udf", "invoice_udf",
+]  # fmt: skip
+LINE_COLS = [
+    "line_date", "line_type", "ref_no", "invoice_category_code", "description", "quantity",
+    "charge_amount", "credit_amount", "line_due_date",
+]  # fmt: skip
+
+
+class Bad(Exception):
+    pass
+
+
+def amount(text: str) -> Decimal | None:
+    t = text.strip()
+    if not t:
+        return None
+    m = AMOUNT.match(t)
+    if not m or bool(m.group(1)) != bool(m.group(5)) or (m.group(1) and m.group(2)):
+        raise Bad
+    whole, frac = m.group(3).replace(",", ""), m.group(4) or ""
+    if not whole and not frac:
+        raise Bad
+    value = Decimal(f"{whole or 0}.{frac or 0}")
+    return -value if (m.group(1) or m.group(2)) else value
+
+
+def a_date(text: str) -> date | None:
+    t = text.strip()
+    if not t:
+        return None
+    m = US_DATE.match(t)
+    try:
+        if m:
+            return date(int(m.group(3)), int(m.group(1)), int(m.group(2)))
+        m = ISO_DATE.match(t)
+        if m:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        raise Bad from None
+    raise Bad
+
+
+def clean(text: str) -> str:
+    return CONTROL.sub(" ", text).strip(" ")
+
+
+def money(d: Decimal | None) -> str:
+    return "" if d is None else f"{d:.2f}"
+
+
+def mdy(d: date | None) -> str:
+    return "" if d is None else f"{d.month:02d}/{d.day:02d}/{d.year:04d}"
+
+
+def split(message: str, width: int) -> list[str]:
+    parts, rest = [], message
+    while rest and len(parts) < 5:
+        if len(rest) <= width:
+            parts.append(rest)
+            rest = ""
+            break
+        cut = rest.rfind(" ", 0, width + 1)
+        if cut > 0:
+            parts.append(rest[:cut].rstrip(" "))
+            rest = rest[cut + 1 :].lstrip(" ")
+        else:
+            parts.append(rest[:width])
+            rest = rest[width:].lstrip(" ")
+    return parts + [""] * (5 - len(parts))
+
+
+def quantity(q: str) -> str:
+    if "." in q:
+        q = q.rstrip("0").rstrip(".")
+        if q in ("", "-"):
+            q = "0"
+    return q
+
+
+def naive(extract: str, out_dir: str) -> None:
+    import tomllib
+
+    cfg = tomllib.loads(CONFIG.read_text(encoding="utf-8"))
+    width = cfg.get("invoice_file", {}).get("message_field_length", 255)
+    aliases = {k.lower(): v for k, v in cfg.get("extract", {}).get("columns", {}).items()}
+    stmts: dict[str, list[dict[str, str]]] = defaultdict(list)
+    with open(extract, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = [aliases.get(h.strip().lower(), h.strip().lower()) for h in next(reader)]
+        for row in reader:
+            rec = dict(zip(header, row, strict=True))
+            stmts[rec["account_number"]].append(rec)
+    cleaned_count: dict[str, int] = defaultdict(int)
+    for acct in stmts:
+        cleaned_count[re.sub(r"[^A-Za-z0-9]", "", acct)] += 1
+    out: list[list[str]] = []
+    total, count = Decimal(0), 0
+    for acct, rows in stmts.items():
+        try:
+            first = rows[0]
+            if any(r[c] != first[c] for r in rows for c in STATEMENT_COLS):
+                raise Bad
+            account = re.sub(r"[^A-Za-z0-9]", "", acct)
+            if not account or cleaned_count[account] > 1 or not first["customer_name"].strip():
+                raise Bad
+            sdate, due = a_date(first["statement_date"]), a_date(first["due_date"])
+            balance, bfwd = amount(first["customer_balance"]), amount(first["last_statement_balance"])
+            if sdate is None or due is None or balance is None or bfwd is None:
+                raise Bad
+            money_cols = {c: amount(first[c]) for c in ("balance_due", "past_due", "last_payment_amount",
+                          "current_period_payments", "current_period_adjustments")}  # fmt: skip
+            dates = {c: a_date(first[c]) for c in ("last_statement_date", "statement_begin_date",
+                     "statement_end_date")}  # fmt: skip
+            lines = []
+            for i, r in enumerate(rows):
+                if not any(r[c].strip() for c in LINE_COLS):
+                    continue
+                ld, kind, ref = a_date(r["line_date"]), r["line_type"].strip().upper(), clean(r["ref_no"])
+                if ld is None or kind not in ("INVOICE", "PAYMENT", "ADJUSTMENT") or not ref:
+                    raise Bad
+                charge, credit = amount(r["charge_amount"]), amount(r["credit_amount"])
+                if (charge or 0) < 0 or (credit or 0) < 0:
+                    raise Bad
+                lines.append((ld, i, kind, ref, r, charge, credit, a_date(r["line_due_date"])))
+            lines.sort(key=lambda x: (x[0], x[1]))
+            running, ids = bfwd, []
+            for ld, _i, kind, ref, r, charge, credit, ldue in lines:
+                running += (charge or 0) - (credit or 0)
+                code = "" if kind == "PAYMENT" else clean(r["invoice_category_code"])
+                ids.append(["ID", clean(r["description"]), quantity(clean(r["quantity"])), money(charge),
+                            money(credit), money(running), mdy(ld), code, mdy(ldue), ref])  # fmt: skip
+            if running != balance:
+                raise Bad
+        except (Bad, InvalidOperation):
+            continue
+        invoices = [x for x in lines if x[2] == "INVOICE"]
+        if invoices:
+            number, chosen = invoices[0][3], invoices[0]
+        elif lines:
+            chosen = lines[0]
+            number = f"{chosen[3]}-{chosen[0].month}/{chosen[0].day}/{chosen[0].year}"
+        else:
+            chosen, number = None, f"{account}-{sdate.month}/{sdate.day}/{sdate.year}"
+        type_id = (
+            "" if chosen is None or chosen[2] == "PAYMENT" else clean(chosen[4]["invoice_category_code"])
+        )
+        msg = split(clean(first["general_message"]), width)
+        bal_due = money_cols["balance_due"] if money_cols["balance_due"] is not None else balance
+        mc, f = money_cols, first
+        ih = ["IH", "R", cfg["biller"]["invoice_format_guid"], number, mdy(sdate), mdy(due), money(balance)]
+        ih += [mdy(dates["last_statement_date"]), money(mc["last_payment_amount"]), money(bfwd)]
+        ih += [mdy(dates["statement_begin_date"]), mdy(dates["statement_end_date"])]
+        ih += [money(mc["current_period_payments"]), money(mc["current_period_adjustments"])]
+        ih += [msg[0], msg[1], msg[2], money(bal_due), msg[3], msg[4]]
+        ih += [clean(f[c]) for c in ("bill_to_udf", "customer_udf", "invoice_detail_udf", "invoice_udf")]
+        ih += ["Open Items", type_id, money(mc["past_due"])]
+        cr = ["CR", account] + [
+            clean(f[c]) for c in ("customer_name", "address1", "address2", "city", "state")
+        ]
+        cr += [clean(f["zip"]), re.sub(r"\D", "", f["phone"]), clean(f["email"]), clean(f["attention"])]
+        out += [ih, cr]
+        out += ids
+        total += balance
+        count += 1
+    day = datetime.fromisoformat(NOW)
+    fh_rec = ["FH", cfg["biller"]["biller_guid"], f"{day:%m/%d/%Y}", str(count), f"{total:.2f}"]
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(out_dir) / f"{STAMP}.txt", "w", encoding="utf-8", newline="") as fh:
+        for rec in [fh_rec, *out]:
+            fh.write("|".join('"' + v.replace('"', '""') + '"' for v in rec) + "\r\n")
+
+
+# -- driver ----------------------------------------------------------------------------
+
+
+def invoices_cmd(extract: Path, out: Path) -> list[str]:
+    exe = str(VENV_BIN / "caselle-ic")
+    return [exe, "invoices", str(extract), "--config", str(CONFIG), "--out", str(out), "--now", NOW]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("n", nargs="?", type=int, default=100_000, help="statements (x 5 lines)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    p.add_argument("--skip-naive", action="store_true", help="skip (b), which takes minutes at 1M")
+    p.add_argument("--runs", type=int, default=1, help="repeat (a) and (c); report the best")
+    p.add_argument("--naive", nargs=2, metavar=("EXTRACT", "OUT"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.naive:
+        naive(*args.naive)
+        return
+
+    from gen_extract import write_extract
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    extract = args.out / f"statements_{args.n}.csv"
+    if not extract.exists():
+        t = time.perf_counter()
+        write_extract(extract, args.n)
+        print(f"generated {extract} in {time.perf_counter() - t:.1f} s")
+    size_mb = extract.stat().st_size / 1e6
+    print(f"extract: {args.n:,} statements x 5 lines, {size_mb:,.0f} MB")
+
+    env_note = f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}"
+    e2e_out = args.out / f"e2e_{args.n}"
+    runs: dict[str, list[dict[str, float]]] = {"(a) caselle-ic invoices": [], "(c) pyarrow floor": []}
+    for _ in range(args.runs):
+        runs["(c) pyarrow floor"].append(
+            measure([sys.executable, "-c", FLOOR, str(extract), str(args.out / f"floor_{args.n}.csv")])
+        )
+        runs["(a) caselle-ic invoices"].append(measure(invoices_cmd(extract, e2e_out)))
+    if not args.skip_naive:
+        naive_out = args.out / f"naive_{args.n}"
+        runs["(b) naive csv module"] = [
+            measure([sys.executable, __file__, "--naive", str(extract), str(naive_out)])
+        ]
+        same = (naive_out / f"{STAMP}.txt").read_bytes() == (e2e_out / f"{STAMP}.txt").read_bytes()
+        print(f"naive output identical to caselle-ic's: {same}")
+    best = {name: min(r, key=lambda m: m["wall"]) for name, r in runs.items()}
+    floor = best["(c) pyarrow floor"]["wall"]
+    print(f"\n{'':28s} {'wall s':>8s} {'cpu s':>8s} {'peak RSS MB':>12s} {'x floor':>8s} {'RSS/input':>10s}")
+    for name in sorted(best):
+        m = best[name]
+        print(
+            f"{name:28s} {m['wall']:8.2f} {m['cpu']:8.2f} {m['rss_mb']:12.0f} "
+            f"{m['wall'] / floor:8.2f} {m['rss_mb'] / size_mb:10.2f}"
+        )
+    sample = [measure(invoices_cmd(SAMPLE, args.out / "sample"))["wall"] for _ in range(3)]
+    best_s, median_s = min(sample), statistics.median(sample)
+    print(f"\n50-account sample, start-up included: best {best_s:.2f} s, median {median_s:.2f} s")
+    print(f"({env_note}; runs={args.runs})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Prefect artifacts an analyst reads in the UI after a run (SPEC §10).
+
+:func:`publish_run_artifacts` turns any flow's :class:`~caselle_ic.report.RunResult`
+into:
+
+* ``<kind>-summary`` (markdown): inputs, counts in/out/quarantined, totals, outputs,
+  where the rejects went, and the run's notes;
+* ``<kind>-quarantined`` (table): the quarantined records through
+  :func:`~caselle_ic.report.analyst_view` (account numbers masked to their last 4
+  characters, no e-mail, phone or street address), at most :data:`MAX_TABLE_ROWS` rows;
+* ``<kind>-<table>`` (table) for each entry of ``result.tables``, through the same view.
+
+Keys are lowercase letters, digits and dashes, as Prefect requires; the same key on
+every run makes the UI show each artifact's history. Must be called inside a flow or
+task run.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+import pandas as pd
+
+from caselle_ic.report import RunResult, analyst_view
+
+#: The quarantined-records table shows at most this many rows (the rejects file has all).
+MAX_TABLE_ROWS = 500
+
+
+def artifact_key(*parts: str) -> str:
+    """``"invoice-file", "summary"`` -> ``invoice-file-summary`` (Prefect key rules)."""
+    key = "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts if p)
+    return re.sub(r"-{2,}", "-", key).strip("-") or "run"
+
+
+def _cell(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def _md(value: Any) -> str:
+    return _cell(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def table_rows(frame: pd.DataFrame, limit: int = MAX_TABLE_ROWS) -> list[dict[str, str]]:
+    """A frame as JSON-safe rows of text (no NaN), analyst view applied."""
+    view = analyst_view(frame)
+    if view is None or view.empty:
+        return []
+    view = view.head(limit)
+    return [
+        {str(c): _cell(v) for c, v in zip(view.columns, row, strict=True)}
+        for row in view.itertuples(index=False)
+    ]
+
+
+def summary_markdown(result: RunResult) -> str:
+    lines = [f"# {result.kind}: {_md(result.biller)}" + (f" ({result.period})" if result.period else ""), ""]
+    lines.append("**Inputs**")
+    lines += [f"- `{_md(p)}`" for p in result.inputs] or ["- (none)"]
+    lines += ["", "| count | value |", "| --- | ---: |"]
+    lines += [f"| {_md(k)} | {_md(v)} |" for k, v in result.counts.items()]
+    if result.totals:
+        lines += ["", "| total | amount |", "| --- | ---: |"]
+        lines += [f"| {_md(k)} | {_md(v)} |" for k, v in result.totals.items()]
+    lines += ["", "**Outputs**"]
+    lines += [f"- `{_md(p)}`" for p in result.outputs] or ["- nothing was written"]
+    if result.n_quarantined:
+        lines += [
+            "",
+            f"**Quarantined**: {result.n_quarantined} record(s), with the reason for each, in "
+            f"`{_md(result.rejects_path)}`",
+        ]
+    if result.notes:
+        lines += ["", "**Notes**"] + [f"- {_md(n)}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def publish_run_artifacts(result: RunResult) -> dict[str, UUID]:
+    """Create the run's artifacts in the current flow run. Returns ``{key: artifact id}``."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    created: dict[str, Any] = {}
+    key = artifact_key(result.kind, "summary")
+    created[key] = create_markdown_artifact(
+        summary_markdown(result), key=key, description=f"{result.kind} run summary"
+    )
+    if result.n_quarantined:
+        key = artifact_key(result.kind, "quarantined")
+        shown = min(result.n_quarantined, MAX_TABLE_ROWS)
+        created[key] = create_table_artifact(
+            table_rows(result.quarantined),
+            key=key,
+            description=(
+                f"{result.n_quarantined} quarantined record(s)"
+                + (f", first {shown} shown" if shown < result.n_quarantined else "")
+                + "; account numbers masked, no e-mail, phone or street address"
+            ),
+        )
+    for name, frame in result.tables.items():
+        key = artifact_key(result.kind, name)
+        created[key] = create_table_artifact(table_rows(frame), key=key, description=name)
+    return created

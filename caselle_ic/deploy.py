@@ -1,0 +1,337 @@
+"""Deployments per biller, with schedules in the biller's time zone (SPEC §10).
+
+For each biller (deployment name = the biller's slug, e.g. ``sample-city-utilities``):
+
+==========================  =====================================  ==========================
+deployment                  what it runs                           when (``[schedule]``)
+==========================  =====================================  ==========================
+``invoice-inbox/<biller>``  statement extracts in the inbox        ``invoices``, default
+                            -> ``invoice-file`` per file           ``0 6 1 * *`` (1st, 06:00)
+``payments-inbox/<biller>`` payment exports -> ``daily-payments``  ``payments``, ``0 7 * * *``
+``paperless-inbox/<b…>``    change logs -> ``paperless-sync``      ``paperless``, ``0 6 * * *``
+``adjustments-inbox/<b…>``  adjustments extracts                   ``adjustments``, on demand
+``adjustments-file/<b…>``   one adjustments extract (path given)   on demand
+``balance-refresh/<b…>``    balances of a list of accounts         on demand
+==========================  =====================================  ==========================
+
+plus, once for the fleet, ``all-billers/<kind>`` (on demand): the fan-out of
+:mod:`flows.ops`. Cron times are the biller's local time (``[biller].timezone``), so
+"06:00" stays 06:00 across daylight-saving changes.
+
+The same table is produced two ways from one plan (:func:`biller_plan`):
+:func:`serve_billers` (``caselle-ic serve``) serves them from this process, and
+:func:`render_prefect_yaml` writes the ``prefect.yaml`` used with a process work pool and
+``prefect worker start`` on as many machines as needed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from caselle_ic.config import BillerConfig, load_config
+from caselle_ic.errors import ConfigError
+from caselle_ic.inbox import KINDS, load_ref
+
+WORK_POOL = "caselle-ic"
+TAG = "caselle-ic"
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment, as data: what :func:`to_runner` and the prefect.yaml are built from."""
+
+    flow_ref: tuple[str, str]  # (module, attribute)
+    flow_name: str
+    name: str
+    parameters: dict[str, Any]
+    description: str
+    cron: str | None = None
+    timezone: str | None = None
+    tags: tuple[str, ...] = ()
+    concurrency_limit: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow_name}/{self.name}"
+
+    @property
+    def entrypoint(self) -> str:
+        module, attr = self.flow_ref
+        return f"{module.replace('.', '/')}.py:{attr}"
+
+
+_INBOX = {
+    "invoices": (
+        ("flows.ops", "invoice_inbox"),
+        "invoice-inbox",
+        "Statement extracts waiting in the inbox -> IC invoice files in the outbox",
+    ),
+    "adjustments": (
+        ("flows.ops", "adjustments_inbox"),
+        "adjustments-inbox",
+        "Adjustments extracts waiting in the inbox -> IC invoice files in the outbox",
+    ),
+    "payments": (
+        ("flows.ops", "payments_inbox"),
+        "payments-inbox",
+        "IC payment exports waiting in the inbox -> Data Pump receipts, voids, lockbox files",
+    ),
+    "paperless": (
+        ("flows.ops", "paperless_inbox"),
+        "paperless-inbox",
+        "Paperless change logs waiting in the inbox -> Caselle paper-statement flags",
+    ),
+}
+
+
+def check_cron(cron: str, where: str, file: Path | None = None) -> str:
+    """Validate a cron expression the way Prefect's scheduler will read it."""
+    from prefect.schedules import validate_cron_string
+
+    try:
+        return validate_cron_string(cron)
+    except ValueError as exc:
+        raise ConfigError(f"{where} = {cron!r}: {exc}", file=file, setting=where) from None
+
+
+def check_ledger_url(url: str) -> str:
+    """A ledger URL for deployment parameters: parameters show in the UI, so no password."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(
+            f"--ledger {url!r} is not a database URL; use postgresql+psycopg://user@host/db"
+        ) from None
+    if parsed.password:
+        raise ConfigError(
+            "--ledger holds a password; deployment parameters are shown in the Prefect UI. "
+            "Give the URL without it and put the password in PGPASSWORD or ~/.pgpass on each worker"
+        )
+    return url
+
+
+def biller_plan(
+    cfg: BillerConfig,
+    config_param: str,
+    outbox_param: str | None = None,
+    ledger_url: str | None = None,
+) -> list[DeploymentSpec]:
+    """The deployments of one biller.
+
+    ``config_param`` is the config path the runs will load; ``outbox_param`` the ``out_dir``
+    of the on-demand flows (default: the biller's outbox, absolute); ``ledger_url`` the
+    shared ledger database of the inbox runs (default: SQLite in ``[paths].state``).
+    """
+    specs: list[DeploymentSpec] = []
+    for kind in KINDS:
+        ref, flow_name, description = _INBOX[kind]
+        cron = getattr(cfg.schedule, kind) or None
+        if cron:
+            check_cron(cron, f"[schedule].{kind}", cfg.source)
+        specs.append(
+            DeploymentSpec(
+                ref,
+                flow_name,
+                cfg.slug,
+                {"config": config_param, **({"ledger_url": ledger_url} if ledger_url else {})},
+                f"{cfg.name}: {description}",
+                cron=cron,
+                timezone=cfg.timezone if cron else None,
+                tags=(TAG, cfg.slug, kind),
+                concurrency_limit=1,  # one pickup per biller and kind at a time
+            )
+        )
+    outbox = outbox_param or str(cfg.paths.outbox)
+    specs.append(
+        DeploymentSpec(
+            ("flows.invoices", "adjustments_file"),
+            "adjustments-file",
+            cfg.slug,
+            {"config": config_param, "out_dir": outbox},
+            f"{cfg.name}: one adjustments extract (give its path as `extract`) -> an IC invoice file",
+            tags=(TAG, cfg.slug, "adjustments"),
+        )
+    )
+    specs.append(
+        DeploymentSpec(
+            ("flows.balance", "balance_refresh"),
+            "balance-refresh",
+            cfg.slug,
+            {"config": config_param, "out_dir": outbox},
+            f"{cfg.name}: current Caselle balances of the given accounts -> a CSV in the outbox",
+            tags=(TAG, cfg.slug, "balance"),
+        )
+    )
+    return specs
+
+
+def fleet_plan() -> list[DeploymentSpec]:
+    """``all-billers/<kind>``: start the ``kind`` inbox run of every biller (on demand)."""
+    return [
+        DeploymentSpec(
+            ("flows.ops", "all_billers"),
+            "all-billers",
+            kind,
+            {"kind": kind},
+            f"Start the {kind} inbox run of every biller (one run per biller and period)",
+            tags=(TAG, "fleet", kind),
+        )
+        for kind in KINDS
+    ]
+
+
+def plan(
+    config_paths: Sequence[str | Path], *, relative_to: Path | None = None, ledger_url: str | None = None
+) -> list[DeploymentSpec]:
+    """Deployments for several billers plus the fleet fan-out.
+
+    Config paths become the runs' ``config`` parameter: absolute, or relative to
+    ``relative_to`` (the repository root, for a prefect.yaml shared by several machines)
+    when they are inside it.
+    Two billers with the same slug are refused (their deployments would collide).
+    """
+    specs: list[DeploymentSpec] = []
+    seen: dict[str, Path] = {}
+    for raw in config_paths:
+        path = Path(raw)
+        cfg = load_config(path)
+        if cfg.slug in seen:
+            raise ConfigError(
+                f"biller name {cfg.name!r} gives the same deployment name {cfg.slug!r} as {seen[cfg.slug]}; "
+                "give each biller a distinct [biller].name",
+                file=path,
+            )
+        seen[cfg.slug] = path
+        specs += biller_plan(
+            cfg,
+            _param_path(path, relative_to),
+            _param_path(cfg.paths.outbox, relative_to),
+            check_ledger_url(ledger_url) if ledger_url else None,
+        )
+    return specs + fleet_plan()
+
+
+def _param_path(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` when it is inside it, else absolute."""
+    full = path.resolve()
+    if root is not None and full.is_relative_to(root.resolve()):
+        return str(full.relative_to(root.resolve()))
+    return str(full)
+
+
+# -- serving from this process ------------------------------------------------------------
+def to_runner(spec: DeploymentSpec) -> Any:
+    """A ``RunnerDeployment`` for ``prefect.serve`` (imports the flow)."""
+    from prefect.schedules import Cron
+
+    flow = load_ref(spec.flow_ref)
+    schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
+    return flow.to_deployment(
+        name=spec.name,
+        schedules=schedules,
+        parameters=spec.parameters,
+        description=spec.description,
+        tags=list(spec.tags),
+        concurrency_limit=spec.concurrency_limit,
+    )
+
+
+def runner_deployments(specs: Iterable[DeploymentSpec], *, skip_missing: bool = False) -> list[Any]:
+    """RunnerDeployments for the specs. ``skip_missing``: leave out flows not importable."""
+    out = []
+    for spec in specs:
+        try:
+            out.append(to_runner(spec))
+        except (ImportError, AttributeError):
+            if not skip_missing:
+                raise
+    return out
+
+
+def serve_billers(
+    config_paths: Sequence[str | Path], *, ledger_url: str | None = None, limit: int | None = None
+) -> None:
+    """``caselle-ic serve``: serve every biller's deployments from this process until Ctrl-C.
+
+    Without ``PREFECT_API_URL`` a local Prefect server is started (or reused) on
+    127.0.0.1:4200 first, so schedules and runs are kept and shown in its UI.
+    """
+    from caselle_ic.logsafe import install_redaction
+    from caselle_ic.prefect_server import ensure_server
+
+    cfgs = [load_config(p) for p in config_paths]
+    install_redaction(cfgs)
+    specs = plan(config_paths, ledger_url=ledger_url)
+    server = ensure_server()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    from prefect import serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        deployments = runner_deployments(specs)
+        print(f"serving {len(deployments)} deployments for {len(cfgs)} biller(s); UI: {server.ui_url}")
+        serve(*deployments, limit=limit)
+
+
+# -- prefect.yaml for a process work pool ----------------------------------------------------
+def render_prefect_yaml(
+    config_paths: Sequence[str | Path],
+    *,
+    root: Path,
+    work_pool: str = WORK_POOL,
+    ledger_url: str | None = None,
+) -> str:
+    """The ``prefect.yaml`` declaring the same deployments for a process work pool.
+
+    Each worker machine has a checkout of this repository at ``$CASELLE_IC_HOME`` (the pull
+    step changes into it), the biller configs at the same relative paths, and the secrets
+    in its environment or in Prefect Secret blocks.
+    """
+    import prefect
+    import yaml
+
+    deployments = []
+    for spec in plan(config_paths, relative_to=root, ledger_url=ledger_url):
+        d: dict[str, Any] = {
+            "name": spec.name,
+            "entrypoint": spec.entrypoint,
+            "description": spec.description,
+            "tags": list(spec.tags),
+            "parameters": spec.parameters,
+            "schedules": [{"cron": spec.cron, "timezone": spec.timezone, "active": True}]
+            if spec.cron
+            else [],
+        }
+        if spec.concurrency_limit:
+            d["concurrency_limit"] = spec.concurrency_limit
+        d["work_pool"] = {"name": work_pool, "work_queue_name": "default"}
+        deployments.append(d)
+    doc = {
+        "name": "caselle-ic",
+        "prefect-version": prefect.__version__,
+        "build": None,
+        "push": None,
+        "pull": [
+            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}}
+        ],
+        "deployments": deployments,
+    }
+    header = (
+        "# Deployments of caselle-ic for a Prefect process work pool (docs/operations.md).\n"
+        "# Generated from the biller configs by:\n"
+        "#   caselle-ic deployments --config "
+        + " --config ".join(str(Path(p)) for p in config_paths)
+        + (f" --ledger {ledger_url}" if ledger_url else "")
+        + " > prefect.yaml\n"
+        "# Deploy:  prefect work-pool create caselle-ic --type process\n"
+        "#          prefect deploy --all\n"
+        "# Workers: CASELLE_IC_HOME=/path/to/caselle-ic prefect worker start --pool caselle-ic\n"
+    )
+    return header + yaml.safe_dump(doc, sort_keys=False, width=110)

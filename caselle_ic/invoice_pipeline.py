@@ -1,0 +1,91 @@
+"""The invoice run, step by step (SPEC §3, §10): extract in, IC invoice file out.
+
+:func:`run_invoice_file` is the one sequence of steps. The CLI calls it directly; the
+Prefect flows in ``flows/invoices.py`` call it with a ``step`` wrapper that turns each
+step into a Prefect task, so the sequence exists once.
+
+Exit statuses (through :class:`~caselle_ic.report.RunResult` and the CLI):
+0 every statement written; 1 the file was written and some statements were quarantined
+(rejects in ``OUT/rejects/``); 2 nothing written — an unreadable input or config, or
+every statement quarantined (:class:`~caselle_ic.errors.NothingToWriteError`; the
+rejects file is still written so the analyst sees why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from caselle_ic.config import load_config, resolve_now
+from caselle_ic.errors import InputError, NothingToWriteError
+from caselle_ic.invoice_writer import invoice_file_name, write_invoice_file
+from caselle_ic.invoices import build_records, check_extract, read_extract
+from caselle_ic.output import write_rejects
+from caselle_ic.report import RunResult
+from caselle_ic.values import format_cents
+
+F = TypeVar("F", bound=Callable[..., Any])
+Step = Callable[[F], F]
+
+INVOICE_KIND = "invoice-file"
+ADJUSTMENTS_KIND = "adjustments-file"
+
+
+def _identity(fn: F) -> F:
+    return fn
+
+
+def run_invoice_file(
+    extract: str | Path,
+    config: str | Path,
+    out_dir: str | Path,
+    now: str | datetime | None = None,
+    adjustments: bool = False,
+    step: Callable[[Any], Any] | None = None,
+) -> RunResult:
+    """Statement (or adjustments) extract -> ``OUT/INVCLD_CSLSTMT101_<stamp>.txt``.
+
+    ``step`` wraps each step function (identity by default); the Prefect flows pass one
+    that makes each step a task. Raises a CaselleICError (exit 2) when nothing is written.
+    """
+    wrap = step or _identity
+    cfg = wrap(load_config)(config)
+    clock = resolve_now(now, cfg.tz)
+    kind = ADJUSTMENTS_KIND if adjustments else INVOICE_KIND
+    stem = invoice_file_name(clock).removesuffix(".txt")
+
+    table = wrap(read_extract)(extract, cfg)
+    if table.num_rows == 0:
+        raise InputError("the extract has a header but no rows; there is nothing to send", file=extract)
+    checked = wrap(check_extract)(table, cfg)
+    build = wrap(build_records)(checked, cfg, clock)
+
+    result = RunResult(
+        kind=kind,
+        biller=cfg.name,
+        inputs=[Path(extract)],
+        counts=dict(build.counts),
+        totals={"TotalInvoiceAmount": format_cents(build.total_cents)},
+        quarantined=build.rejects,
+        notes=list(build.notes),
+        period=f"{clock:%Y-%m}",
+    )
+    result.rejects_path = wrap(write_rejects)(build.rejects, out_dir, stem)
+    if build.counts["statements_written"] == 0:
+        result.counts["records_written"] = 0
+        raise NothingToWriteError(
+            f"every statement of {extract} was quarantined ({build.counts['statements_in']} statements); "
+            f"no invoice file was written. The reasons are in {result.rejects_path}",
+            result=result,
+        )
+    path = wrap(write_invoice_file)(
+        build.records,
+        out_dir,
+        clock,
+        line_ending=cfg.invoice_file.line_ending,
+        encoding=cfg.invoice_file.encoding,
+    )
+    result.outputs.append(path)
+    return result

@@ -1,0 +1,70 @@
+"""Prefect flows ``invoice-file`` and ``adjustments-file`` (SPEC §3, §10).
+
+Thin: each calls :func:`caselle_ic.invoice_pipeline.run_invoice_file` with a ``step``
+wrapper that makes every step a Prefect task (``cache_policy=NO_CACHE``: the steps pass
+DataFrames, which the default cache policy would hash), then publishes the run's
+artifacts. When every statement is quarantined the artifacts are still published (so the
+analyst sees why) and the flow fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from caselle_ic.artifacts import publish_run_artifacts
+from caselle_ic.errors import NothingToWriteError
+from caselle_ic.invoice_pipeline import ADJUSTMENTS_KIND, INVOICE_KIND, run_invoice_file
+from caselle_ic.report import RunResult
+
+
+def prefect_step(fn: Callable[..., Any]) -> Any:
+    """A pipeline step as a Prefect task, named after the function (``read-extract``)."""
+    return task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, persist_result=False)(fn)
+
+
+def run_name(kind: str) -> Callable[[], str]:
+    """``<kind>/<biller slug>/<YYYY-MM>`` from the flow run's parameters."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        from caselle_ic.config import load_config, resolve_now
+
+        params = flow_run.parameters
+        try:
+            cfg = load_config(params["config"])
+            period = f"{resolve_now(params.get('now'), cfg.tz):%Y-%m}"
+            return f"{kind}/{cfg.slug}/{period}"
+        except Exception:  # a bad config fails the run itself, with its message
+            return f"{kind}/unknown-biller"
+
+    return name
+
+
+def _run(kind: str, extract: str, config: str, out_dir: str, now: str | None) -> RunResult:
+    try:
+        result = run_invoice_file(
+            extract, config, out_dir, now=now, adjustments=kind == ADJUSTMENTS_KIND, step=prefect_step
+        )
+    except NothingToWriteError as exc:
+        if isinstance(exc.result, RunResult):
+            publish_run_artifacts(exc.result)
+        raise
+    publish_run_artifacts(result)
+    return result
+
+
+@flow(name=INVOICE_KIND, flow_run_name=run_name(INVOICE_KIND), persist_result=False)
+def invoice_file(extract: str, config: str, out_dir: str, now: str | None = None) -> RunResult:
+    """The monthly invoice file from a statement extract."""
+    return _run(INVOICE_KIND, extract, config, out_dir, now)
+
+
+@flow(name=ADJUSTMENTS_KIND, flow_run_name=run_name(ADJUSTMENTS_KIND), persist_result=False)
+def adjustments_file(extract: str, config: str, out_dir: str, now: str | None = None) -> RunResult:
+    """An invoice file from an extract of adjusted accounts (same format)."""
+    return _run(ADJUSTMENTS_KIND, extract, config, out_dir, now)

@@ -1,0 +1,248 @@
+"""Operations flows: scheduled inbox pickups per kind, and the fan-out over all billers.
+
+* ``invoice-inbox``, ``adjustments-inbox``, ``payments-inbox``, ``paperless-inbox``: one
+  deployment per biller (deployment name = the biller's slug), scheduled per the biller's
+  ``[schedule]``. Each run takes the files of its kind waiting in ``[paths].inbox`` and
+  runs the matching pipeline flow on each (``invoice-file``, ``adjustments-file``,
+  ``daily-payments``, ``paperless-sync``) as a subflow, so every file has its own run,
+  run name and artifacts. The pickup run leaves a markdown artifact listing every file
+  and where it went; it ends **Failed** when a file failed (the file is in
+  ``[paths].error`` with a reason), so a red run in the UI always means "look here".
+* ``all-billers``: starts the inbox deployment of one kind for every biller (or a given
+  list) with ``run_deployment(..., timeout=0)`` and an idempotency key
+  ``<biller>/<kind>/<period>``, so a thousand billers spread over the workers of a work
+  pool, and starting the fan-out twice for one period starts nothing twice.
+
+These flows are thin: the work is in :mod:`caselle_ic.inbox`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact, create_markdown_artifact
+
+from caselle_ic.inbox import DEFAULT_SETTLE_SECONDS, KINDS, Kind, make_handler, process_inbox
+
+#: Prefect flow name of the inbox pickup of each kind (deployment = "<flow>/<biller slug>").
+INBOX_FLOWS: dict[str, str] = {
+    "invoices": "invoice-inbox",
+    "adjustments": "adjustments-inbox",
+    "payments": "payments-inbox",
+    "paperless": "paperless-inbox",
+}
+
+
+def _inbox_run_name() -> str:
+    """``<flow>/<biller slug>/<local date>``, e.g. ``payments-inbox/sample-city-utilities/2025-02-03``."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    name = flow_run.flow_name or "inbox"
+    try:
+        from caselle_ic.config import load_config
+
+        cfg = load_config(params["config"])
+        when = flow_run.scheduled_start_time
+        local = datetime.fromisoformat(str(when)).astimezone(cfg.tz) if when else datetime.now(cfg.tz)
+        return f"{name}/{cfg.slug}/{local:%Y-%m-%d}"
+    except Exception:  # the flow itself reports a bad config; the name must not fail
+        return f"{name}/{datetime.now(UTC):%Y-%m-%d}"
+
+
+def pickup(
+    kind: Kind,
+    config: str,
+    ledger_url: str | None = None,
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    now: str | None = None,
+    via_flow: bool = True,
+) -> dict[str, Any]:
+    """Run one inbox pickup inside a flow run: process, log, leave the artifact, fail if a file failed."""
+    from caselle_ic.config import load_config
+    from caselle_ic.errors import InboxError
+    from caselle_ic.logsafe import install_redaction
+
+    logger = get_run_logger()
+    cfg = load_config(config)
+    install_redaction(cfg)
+    handler = make_handler(kind, config, via_flow=via_flow, ledger_url=ledger_url, now=now)
+    report = process_inbox(cfg, kind, handler, ledger_url=ledger_url, settle_seconds=settle_seconds)
+    for line in report.summary_lines():
+        logger.info(line)
+    create_markdown_artifact(
+        report.to_markdown(),
+        key=f"inbox-{kind}-{cfg.slug}",
+        description=f"{kind} inbox pickup for {cfg.name}: what was processed and where it went",
+    )
+    summary = report.to_dict()
+    failed = report.by_status("failed") + report.by_status("retry")
+    if failed:
+        raise InboxError(
+            f"{len(failed)} of {len(report.items)} {kind} file(s) did not complete (failed: moved to "
+            f"{cfg.paths.error} with a .reason.txt; retry: left in the inbox for the next run): "
+            + "; ".join(f"{i.name}: {i.reason}" for i in failed),
+            summary=summary,
+        )
+    return summary
+
+
+@flow(name="invoice-inbox", flow_run_name=_inbox_run_name)
+def invoice_inbox(
+    config: str,
+    ledger_url: str | None = None,
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """Monthly: every statement extract waiting in the inbox -> an IC invoice file in the outbox."""
+    return pickup("invoices", config, ledger_url=ledger_url, settle_seconds=settle_seconds, now=now)
+
+
+@flow(name="adjustments-inbox", flow_run_name=_inbox_run_name)
+def adjustments_inbox(
+    config: str,
+    ledger_url: str | None = None,
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """Every adjustments extract waiting in the inbox -> an IC invoice file in the outbox."""
+    return pickup("adjustments", config, ledger_url=ledger_url, settle_seconds=settle_seconds, now=now)
+
+
+@flow(name="payments-inbox", flow_run_name=_inbox_run_name)
+def payments_inbox(
+    config: str,
+    ledger_url: str | None = None,
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """Daily: every IC payment export waiting in the inbox -> Data Pump receipts, voids, lockbox files."""
+    return pickup("payments", config, ledger_url=ledger_url, settle_seconds=settle_seconds, now=now)
+
+
+@flow(name="paperless-inbox", flow_run_name=_inbox_run_name)
+def paperless_inbox(
+    config: str, ledger_url: str | None = None, settle_seconds: float = DEFAULT_SETTLE_SECONDS
+) -> dict[str, Any]:
+    """Daily: every paperless change log waiting in the inbox -> Caselle paper-statement flags."""
+    return pickup("paperless", config, ledger_url=ledger_url, settle_seconds=settle_seconds)
+
+
+INBOX_FLOW_FUNCTIONS: dict[str, Any] = {
+    "invoices": invoice_inbox,
+    "adjustments": adjustments_inbox,
+    "payments": payments_inbox,
+    "paperless": paperless_inbox,
+}
+
+
+# -- the fan-out ---------------------------------------------------------------------------
+def default_period(kind: str, when: datetime) -> str:
+    """The period an idempotency key covers: the month for invoices, else the day (UTC)."""
+    when = when.astimezone(UTC)
+    return f"{when:%Y-%m}" if kind == "invoices" else f"{when:%Y-%m-%d}"
+
+
+def idempotency_key(biller: str, kind: str, period: str) -> str:
+    return f"{biller}/{kind}/{period}"
+
+
+async def _biller_deployments(flow_name: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    names: list[str] = []
+    async with get_client() as client:
+        offset = 0
+        while True:
+            page = await client.read_deployments(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=200, offset=offset
+            )
+            names += [d.name for d in page]
+            if len(page) < 200:
+                break
+            offset += 200
+    return sorted(names)
+
+
+def _fanout_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    kind = params.get("kind", "")
+    when = flow_run.scheduled_start_time
+    period = params.get("period") or default_period(
+        kind, datetime.fromisoformat(str(when)) if when else datetime.now(UTC)
+    )
+    return f"all-billers/{kind}/{period}"
+
+
+@flow(name="all-billers", flow_run_name=_fanout_run_name)
+async def all_billers(
+    kind: str = "payments",
+    period: str | None = None,
+    billers: list[str] | None = None,
+    max_concurrent: int = 16,
+) -> list[dict[str, str]]:
+    """Start the ``kind`` inbox deployment of every biller (or of ``billers``), once per period.
+
+    ``billers`` are deployment names (biller slugs); by default every deployment of the
+    kind's inbox flow. Runs are not awaited (``timeout=0``): the workers of the pool take
+    them. The idempotency key ``<biller>/<kind>/<period>`` makes a second fan-out for the
+    same period return the runs already created instead of starting new ones.
+    """
+    from prefect.deployments import arun_deployment  # type: ignore[attr-defined]
+    from prefect.runtime import flow_run
+
+    logger = get_run_logger()
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    flow_name = INBOX_FLOWS[kind]
+    when = flow_run.scheduled_start_time
+    period = period or default_period(kind, datetime.fromisoformat(str(when)) if when else datetime.now(UTC))
+    targets = billers if billers is not None else await _biller_deployments(flow_name)
+    logger.info("starting %s for %d biller(s), period %s", flow_name, len(targets), period)
+    gate = asyncio.Semaphore(max(1, max_concurrent))
+
+    async def start(biller: str) -> dict[str, str]:
+        async with gate:
+            run = await arun_deployment(
+                f"{flow_name}/{biller}",
+                idempotency_key=idempotency_key(biller, kind, period),
+                timeout=0,
+            )
+            return {
+                "biller": biller,
+                "deployment": f"{flow_name}/{biller}",
+                "flow_run": run.name,
+                "flow_run_id": str(run.id),
+                "state": str(run.state.name) if run.state else "",
+            }
+
+    started = await asyncio.gather(*(start(b) for b in targets), return_exceptions=True)
+    rows: list[dict[str, str]] = []
+    errors: list[str] = []
+    for biller, outcome in zip(targets, started, strict=True):
+        if isinstance(outcome, BaseException):
+            errors.append(f"{biller}: {type(outcome).__name__}: {outcome}")
+            rows.append(
+                {
+                    "biller": biller,
+                    "deployment": f"{flow_name}/{biller}",
+                    "flow_run": "",
+                    "state": "not started",
+                }
+            )
+        else:
+            rows.append(outcome)
+    await acreate_table_artifact(
+        rows,
+        key=f"all-billers-{kind}",
+        description=f"{flow_name} runs started for period {period}",
+    )
+    if errors:
+        raise RuntimeError(f"{len(errors)} biller run(s) could not be started: " + "; ".join(errors))
+    return rows
