@@ -327,7 +327,13 @@ class PostingRun:
             except CaselleAPIError as exc:
                 self._note_failure(exc)
                 updates += [
-                    _set(r, UNKNOWN, f"outcome unknown, and settling it failed: {exc}") for r in chunk
+                    _set(
+                        r,
+                        UNKNOWN,
+                        f"outcome unknown, and settling it failed: {exc}",
+                        in_doubt_until=r.get("in_doubt_until"),
+                    )
+                    for r in chunk
                 ]
                 continue
             self._note_answer()
@@ -339,7 +345,12 @@ class PostingRun:
 
     def _settled(self, row: Mapping[str, Any], outcome: ItemOutcome[list[Receipt]]) -> dict[str, Any] | None:
         if outcome.error is not None or outcome.value is None:
-            return _set(row, UNKNOWN, f"outcome unknown, and settling it failed: {outcome.error}")
+            return _set(
+                row,
+                UNKNOWN,
+                f"outcome unknown, and settling it failed: {outcome.error}",
+                in_doubt_until=row.get("in_doubt_until"),
+            )
         found = sorted(outcome.value, key=lambda r: r.receipt_number)
         if not found and _in_doubt(row):
             with self._lock:
@@ -765,7 +776,12 @@ class PostingRun:
             except (CaselleAPIError, ConfigError) as exc:
                 self._note_failure(exc)
                 updates += [
-                    _set(r, VOID_UNKNOWN, f"void outcome unknown, and settling it failed: {exc}")
+                    _set(
+                        r,
+                        VOID_UNKNOWN,
+                        f"void outcome unknown, and settling it failed: {exc}",
+                        in_doubt_until=r.get("in_doubt_until"),
+                    )
                     for r in items
                 ]
                 continue
@@ -775,7 +791,10 @@ class PostingRun:
                 if outcome.error is not None:
                     updates.append(
                         _set(
-                            r, VOID_UNKNOWN, f"void outcome unknown, and settling it failed: {outcome.error}"
+                            r,
+                            VOID_UNKNOWN,
+                            f"void outcome unknown, and settling it failed: {outcome.error}",
+                            in_doubt_until=r.get("in_doubt_until"),
                         )
                     )
                 elif match and match[0].voided:

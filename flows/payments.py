@@ -10,13 +10,15 @@ reconciliation is published as a table artifact.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from caselle_ic.artifacts import publish_run_artifacts
 from caselle_ic.config import load_config, resolve_now
 from caselle_ic.errors import CaselleAPIError
 from caselle_ic.payment_pipeline import PaymentRunResult, run_daily_payments
@@ -26,8 +28,11 @@ from caselle_ic.reconcile import format_reconciliation
 def _run_name() -> str:
     """``daily-payments/<biller slug>/<YYYY-MM-DD>`` (the run date, biller local time)."""
     params = flow_run.parameters
-    cfg = load_config(params["config"])
-    day = resolve_now(params.get("now"), cfg.tz).date()
+    try:
+        cfg = load_config(params["config"])
+        day = resolve_now(params.get("now"), cfg.tz).date()
+    except Exception:  # a bad config fails the run itself, with its message
+        return "daily-payments/unknown-biller"
     return f"daily-payments/{cfg.slug}/{day:%Y-%m-%d}"
 
 
@@ -76,16 +81,10 @@ def daily_payments(
     logger = get_run_logger()
     for line in result.summary_lines():
         logger.info(line)
-    table = format_reconciliation(result.tables["reconciliation"])
-    create_table_artifact(
-        table=table.astype(object).where(table.notna(), "").to_dict("records"),
-        key=f"reconciliation-{cfg.slug}",
-        description=f"Reconciliation of {result.inputs[0].name}: export vs posted, voided, filed, "
-        "quarantined, manual, pending, earlier (amounts exact)",
-    )
-    # TODO(lead): publish the common run artifacts once caselle_ic.artifacts is on main:
-    #     from caselle_ic.artifacts import publish_run_artifacts
-    #     publish_run_artifacts(result)
+    # the common artifacts (summary, quarantined records masked, tables); the
+    # reconciliation with exact decimal amounts instead of integer cents
+    shown = {**result.tables, "reconciliation": format_reconciliation(result.tables["reconciliation"])}
+    publish_run_artifacts(replace(result, tables=shown))
     if result.exit_status == 2:
         raise CaselleAPIError(
             "; ".join(result.notes[-1:]) or "Caselle Connect could not be reached; rerun to post the rest"
