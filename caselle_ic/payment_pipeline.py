@@ -433,6 +433,8 @@ def build_result(
         )
     elif stats.errors:
         result.notes.extend(f"Caselle: {e}" for e in stats.errors[:3])
+    if counts["pending"]:  # lines a rerun of this export would still send (caselle_ic.inbox)
+        result.extra["retry_later"] = counts["pending"]
     result.extra["engine"] = {
         "answers": stats.answers,
         "resent": stats.resent,

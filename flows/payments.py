@@ -20,7 +20,6 @@ from prefect.runtime import flow_run
 
 from caselle_ic.artifacts import publish_run_artifacts
 from caselle_ic.config import load_config, resolve_now
-from caselle_ic.errors import CaselleAPIError
 from caselle_ic.payment_pipeline import PaymentRunResult, run_daily_payments
 from caselle_ic.reconcile import format_reconciliation
 
@@ -86,7 +85,9 @@ def daily_payments(
     shown = {**result.tables, "reconciliation": format_reconciliation(result.tables["reconciliation"])}
     publish_run_artifacts(replace(result, tables=shown))
     if result.exit_status == 2:
-        raise CaselleAPIError(
-            "; ".join(result.notes[-1:]) or "Caselle Connect could not be reached; rerun to post the rest"
+        # Returned, not raised: the inbox keeps the export for the next run (retry_later),
+        # and the CLI exits 2 from the result. The ledger carries the pending payments.
+        logger.error(
+            "nothing could be posted: %s", result.notes[-1] if result.notes else "Caselle unreachable"
         )
     return result
