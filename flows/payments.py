@@ -3,42 +3,22 @@
 Each step of the run (read, resolve codes, record, settle, post, file, void, wait,
 report) is one Prefect task — never one per payment — with ``cache_policy=NO_CACHE``
 (the steps take DataFrames and the engine; hashing them would be slow and wrong). While
-posting, a progress artifact shows how many receipts are done; at the end the
-reconciliation is published as a table artifact.
+posting, a progress artifact shows how many receipts are done; at the end the run's
+artifacts (summary, quarantined records masked, the reconciliation in exact decimals, the
+carried-over table) are published.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 
-from caselle_ic.artifacts import publish_run_artifacts
-from caselle_ic.config import load_config, resolve_now
+from caselle_ic.config import load_config
 from caselle_ic.payment_pipeline import PaymentRunResult, run_daily_payments
 from caselle_ic.reconcile import format_reconciliation
-
-
-def _run_name() -> str:
-    """``daily-payments/<biller slug>/<YYYY-MM-DD>`` (the run date, biller local time)."""
-    params = flow_run.parameters
-    try:
-        cfg = load_config(params["config"])
-        day = resolve_now(params.get("now"), cfg.tz).date()
-    except Exception:  # a bad config fails the run itself, with its message
-        return "daily-payments/unknown-biller"
-    return f"daily-payments/{cfg.slug}/{day:%Y-%m-%d}"
-
-
-def as_task(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """One step of the run as a Prefect task (never cached: its inputs are frames)."""
-    wrapper = task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, persist_result=False)
-    return wrapper(fn)
+from flows._common import as_task, finish, run_name
 
 
 class _Progress:
@@ -61,7 +41,7 @@ class _Progress:
             update_progress_artifact(self.artifact_id, pct, description=description)
 
 
-@flow(name="daily-payments", flow_run_name=_run_name, log_prints=False)
+@flow(name="daily-payments", flow_run_name=run_name("daily-payments", "%Y-%m-%d"), log_prints=False)
 def daily_payments(
     export: str,
     config: str,
@@ -77,17 +57,14 @@ def daily_payments(
     )
     if progress.artifact_id is None:  # nothing to post in this run
         progress(0, 0)
-    logger = get_run_logger()
-    for line in result.summary_lines():
-        logger.info(line)
-    # the common artifacts (summary, quarantined records masked, tables); the
-    # reconciliation with exact decimal amounts instead of integer cents
-    shown = {**result.tables, "reconciliation": format_reconciliation(result.tables["reconciliation"])}
-    publish_run_artifacts(replace(result, tables=shown))
+    finish(
+        result,
+        tables={**result.tables, "reconciliation": format_reconciliation(result.tables["reconciliation"])},
+    )
     if result.exit_status == 2:
         # Returned, not raised: the inbox keeps the export for the next run (retry_later),
         # and the CLI exits 2 from the result. The ledger carries the pending payments.
-        logger.error(
+        get_run_logger().error(
             "nothing could be posted: %s", result.notes[-1] if result.notes else "Caselle unreachable"
         )
     return result
