@@ -176,6 +176,10 @@ def _v2_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
 # The current schema, for queries. Extend these (and add a migration) when tables change.
 runs, paperless_changes = _v1_tables(metadata)
 payments, lockbox_files, run_leases = _v2_tables(metadata)
+# Migration 3: until then, "Caselle holds no receipt" may only mean the request is still on
+# its way (sent by a run that died, or whose answer timed out): settle again after it.
+IN_DOUBT_UNTIL = sa.Column("in_doubt_until", sa.String(32))
+payments.append_column(IN_DOUBT_UNTIL)
 
 
 def _m1_runs_and_paperless(conn: Connection) -> None:
@@ -190,10 +194,24 @@ def _m2_payments(conn: Connection) -> None:
         table.create(conn)
 
 
+def _add_column(conn: Connection, table: str, column: str, sql_type: str) -> None:
+    """``ALTER TABLE … ADD COLUMN`` in the ledger's schema (the engine's schema translate
+    map, when the ledger lives in a PostgreSQL schema of its own)."""
+    prep = conn.dialect.identifier_preparer
+    schema = (conn.get_execution_options().get("schema_translate_map") or {}).get(None)
+    name = prep.quote(table) if not schema else f"{prep.quote_schema(schema)}.{prep.quote(table)}"
+    conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {prep.quote(column)} {sql_type}")
+
+
+def _m3_in_doubt_until(conn: Connection) -> None:
+    _add_column(conn, "payments", "in_doubt_until", "VARCHAR(32)")
+
+
 #: (version, description, function) in the order they apply. Append; never edit.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "runs and paperless changes", _m1_runs_and_paperless),
     (2, "payments (data pump response table), lockbox files, run leases", _m2_payments),
+    (3, "payments.in_doubt_until (settle grace)", _m3_in_doubt_until),
 ]
 
 

@@ -244,11 +244,15 @@ class PaymentBook:
 
     # -- claims ------------------------------------------------------------------------
     def _claim(
-        self, conn: Connection, where: list[Any], new_state: str, limit: int | None, order: bool = True
+        self,
+        conn: Connection,
+        where: list[Any],
+        new_state: str,
+        limit: int | None,
+        **values: Any,
     ) -> list[dict[str, Any]]:
         q = sa.select(payments.c.payment_guid).where(payments.c.biller == self.biller, *where)
-        if order:
-            q = q.order_by(payments.c.created_at, payments.c.export_line, payments.c.payment_guid)
+        q = q.order_by(payments.c.created_at, payments.c.export_line, payments.c.payment_guid)
         if limit is not None:
             q = q.limit(limit)
         if self.pg:
@@ -266,14 +270,18 @@ class PaymentBook:
                     attempts=payments.c.attempts + 1,
                     last_run_id=self.run_id,
                     updated_at=now,
+                    **values,
                 )
                 .returning(*payments.c)
             )
             out.extend(dict(r) for r in conn.execute(stmt).mappings())
         return out
 
-    def claim_posts(self, n: int, exclude: Iterable[str] = ()) -> list[dict[str, Any]]:
-        """Up to ``n`` pending DataPump payments, now ``sending`` and held by this run."""
+    def claim_posts(
+        self, n: int, exclude: Iterable[str] = (), in_doubt_until: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to ``n`` pending DataPump payments, now ``sending`` and held by this run.
+        ``in_doubt_until``: until when a lost answer cannot be settled as "not there"."""
         where = [
             payments.c.state == PENDING,
             payments.c.transaction_type == PAYMENT,
@@ -283,7 +291,7 @@ class PaymentBook:
         if skip:
             where.append(payments.c.payment_guid.not_in(skip))
         with self.ledger.begin() as conn:
-            rows = self._claim(conn, where, SENDING, n)
+            rows = self._claim(conn, where, SENDING, n, in_doubt_until=in_doubt_until)
         return sorted(rows, key=lambda r: (r["created_at"], r["export_line"] or 0, r["payment_guid"]))
 
     def count_postable(self) -> int:
@@ -358,8 +366,9 @@ class PaymentBook:
 
     def decide_reversals(self, decisions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Apply reversal decisions to rows still ``pending`` (compare-and-set, one
-        transaction). A decision has guid, state, receipt_number (the receipt to void) and
-        reason; state ``pending`` only records why the reversal waits. Returns the rows
+        transaction). A decision has guid, state, receipt_number (the receipt to void),
+        reason and in_doubt_until (for ``void_sending``); state ``pending`` only records
+        why the reversal waits. Returns the rows
         this run now holds in ``void_sending`` (intent recorded, void not sent)."""
         held: list[dict[str, Any]] = []
         now = utc_text()
@@ -386,6 +395,7 @@ class PaymentBook:
                         last_run_id=self.run_id,
                         updated_at=now,
                         done_at=None if sending else now,
+                        in_doubt_until=d.get("in_doubt_until") if sending else None,
                     )
                     .returning(*payments.c)
                 )

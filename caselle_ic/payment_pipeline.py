@@ -65,6 +65,21 @@ OUTCOME_OF_STATE = {
     posting.REPORTED: "quarantined",
     posting.MANUAL: "manual",
 }
+#: The columns of the carried-over table (rows of earlier exports this run finished).
+CARRIED_COLUMNS = [
+    "payment_guid",
+    "transaction_type",
+    "export_name",
+    "export_line",
+    "account_number",
+    "amount",
+    "posting_method",
+    "state",
+    "outcome",
+    "receipt_number",
+    "lockbox_file",
+    "reason",
+]
 #: Outcomes that go to the rejects file and make the exit status 1.
 NOT_DONE = ("quarantined", "manual", "pending")
 
@@ -398,9 +413,10 @@ def build_result(
     if not rejects.empty:
         result.rejects_path = write_rejects(rejects, out, parsed.source.stem)
     result.tables["reconciliation"] = table
-    result.tables["carried_over"] = (
-        carried.assign(outcome=carried_outcome.to_numpy()) if not carried.empty else pd.DataFrame()
-    )
+    if not carried.empty:  # what this run did for earlier exports (no names: shown in the UI)
+        result.tables["carried_over"] = carried.assign(
+            outcome=carried_outcome.to_numpy(), amount=cents_to_str(carried["amount_cents"].astype("Int64"))
+        )[CARRIED_COLUMNS].reset_index(drop=True)
     result.notes.extend(codes.warnings)
     result.notes.extend(stats.notes)
     if (table["check"] == DIFFERENCE).any():
@@ -417,6 +433,8 @@ def build_result(
         )
     elif stats.errors:
         result.notes.extend(f"Caselle: {e}" for e in stats.errors[:3])
+    if counts["pending"]:  # lines a rerun of this export would still send (caselle_ic.inbox)
+        result.extra["retry_later"] = counts["pending"]
     result.extra["engine"] = {
         "answers": stats.answers,
         "resent": stats.resent,

@@ -51,7 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +109,18 @@ class PostingOptions:
     heartbeat_seconds: float = 15.0
     #: how long to wait for rows of this export held by another live run
     wait_for_others: float = 120.0
+    #: a request whose answer was lost without the server finishing (read timeout, a
+    #: connection cut, a run killed while sending) may still commit for a while: "Caselle
+    #: holds no receipt" is trusted only this long after it was sent (connect retries +
+    #: the 30 s read timeout, with margin); until then the run waits and asks again
+    settle_grace_seconds: float = 90.0
     client_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> PostingOptions:
-        """Defaults, overridden by ``CASELLE_IC_POST_WORKERS`` / ``CASELLE_IC_POST_BATCH``
-        (tuning knobs for an operator; the tests use them to make runs slow)."""
+        """Defaults, overridden by ``CASELLE_IC_POST_WORKERS``, ``CASELLE_IC_POST_BATCH``
+        and ``CASELLE_IC_SETTLE_GRACE`` (seconds): tuning knobs for an operator; the tests
+        use them to make runs slow and the grace short."""
         opts = cls(**overrides)
         for env, name in (("CASELLE_IC_POST_WORKERS", "workers"), ("CASELLE_IC_POST_BATCH", "batch_size")):
             raw = os.environ.get(env, "").strip()
@@ -122,6 +128,12 @@ class PostingOptions:
                 if not raw.isdigit() or int(raw) < 1:
                     raise ConfigError(f"{env}={raw!r} must be a positive integer")
                 setattr(opts, name, int(raw))
+        grace = os.environ.get("CASELLE_IC_SETTLE_GRACE", "").strip()
+        if grace:
+            try:
+                opts.settle_grace_seconds = float(grace)
+            except ValueError:
+                raise ConfigError(f"CASELLE_IC_SETTLE_GRACE={grace!r} must be a number of seconds") from None
         return opts
 
 
@@ -139,6 +151,7 @@ class EngineStats:
     voids_settled_absent: int = 0  # lost void answers settled: not voided (sent again)
     files_recovered: int = 0  # files a dead run wrote, confirmed on disk
     files_abandoned: int = 0  # file names reserved but never written (payments re-filed)
+    rechecked: int = 0  # "no receipt yet" answers asked again after the grace period
     resent: int = 0
     voided: int = 0
     files: list[Path] = field(default_factory=list)
@@ -177,6 +190,21 @@ def _posted(row: Mapping[str, Any], receipt: Receipt, reason: str | None = None)
         receipt_distribution_code=receipt.distribution_code,
         receipt_payment_code=receipt.payment_code,
     )
+
+
+def server_finished(exc: BaseException | None) -> bool:
+    """Did the server finish with the request although its outcome is unknown? It did when
+    it answered: HTTP 500/501/503 from the application, a GraphQL error (INTERNAL or
+    uncoded) or an answer without the item. A read timeout, a cut connection or a
+    502/504 from a gateway may leave it still working on the request."""
+    if not isinstance(exc, CaselleAPIError):
+        return False
+    return exc.status in (500, 501, 503) or str(exc).startswith("Caselle answered")
+
+
+def _in_doubt(row: Mapping[str, Any]) -> bool:
+    until = row.get("in_doubt_until")
+    return bool(until) and str(until) > utc_text()
 
 
 def _purpose(row: Mapping[str, Any]) -> Purpose:
@@ -221,6 +249,8 @@ class PostingRun:
         self.stats = EngineStats()
         self.fatal: CaselleICError | None = None
         self._sends: Counter[str] = Counter()
+        #: rows this run holds whose "no receipt" answer came too early to trust
+        self._recheck: dict[str, dict[str, Any]] = {}
         self._deferred: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -265,6 +295,9 @@ class PostingRun:
             )
         return self._clients[purpose]
 
+    def _doubt_until(self) -> str:
+        return utc_text(datetime.now(UTC) + timedelta(seconds=self.options.settle_grace_seconds))
+
     def _note_answer(self) -> None:
         with self._lock:
             self.stats.answers += 1
@@ -285,7 +318,8 @@ class PostingRun:
     # -- settling -----------------------------------------------------------------------------
     def _settle_posts(self, client: CaselleClient, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Rows whose post may have happened: the receipt Caselle holds (``posted``), none
-        (``pending``: safe to send again), or the query failed (``unknown``)."""
+        (``pending``: safe to send again — or, while the request may still be on its way,
+        held and asked again later), or the query failed (``unknown``)."""
         updates: list[dict[str, Any]] = []
         for chunk in _chunks(list(rows), self.options.batch_size):
             try:
@@ -293,24 +327,47 @@ class PostingRun:
             except CaselleAPIError as exc:
                 self._note_failure(exc)
                 updates += [
-                    _set(r, UNKNOWN, f"outcome unknown, and settling it failed: {exc}") for r in chunk
+                    _set(
+                        r,
+                        UNKNOWN,
+                        f"outcome unknown, and settling it failed: {exc}",
+                        in_doubt_until=r.get("in_doubt_until"),
+                    )
+                    for r in chunk
                 ]
                 continue
             self._note_answer()
-            updates += [self._settled(row, outcome) for row, outcome in zip(chunk, outcomes, strict=True)]
+            for row, outcome in zip(chunk, outcomes, strict=True):
+                update = self._settled(row, outcome)
+                if update is not None:
+                    updates.append(update)
         return updates
 
-    def _settled(self, row: Mapping[str, Any], outcome: ItemOutcome[list[Receipt]]) -> dict[str, Any]:
+    def _settled(self, row: Mapping[str, Any], outcome: ItemOutcome[list[Receipt]]) -> dict[str, Any] | None:
         if outcome.error is not None or outcome.value is None:
-            return _set(row, UNKNOWN, f"outcome unknown, and settling it failed: {outcome.error}")
+            return _set(
+                row,
+                UNKNOWN,
+                f"outcome unknown, and settling it failed: {outcome.error}",
+                in_doubt_until=row.get("in_doubt_until"),
+            )
         found = sorted(outcome.value, key=lambda r: r.receipt_number)
+        if not found and _in_doubt(row):
+            with self._lock:
+                self._recheck[str(row["payment_guid"])] = dict(row)
+            return None  # still held (sending): asked again once the grace period is over
         with self._lock:
             if found:
                 self.stats.settled_found += 1
             else:
                 self.stats.settled_absent += 1
         if not found:
-            return _set(row, PENDING, "a post whose answer was lost had not committed; sent again")
+            return _set(
+                row,
+                PENDING,
+                "a post whose answer was lost had not committed; sent again",
+                in_doubt_until=None,
+            )
         if len(found) == 1:
             return _posted(row, found[0], "settled: the receipt was found after the answer was lost")
         numbers = ", ".join(str(r.receipt_number) for r in found)
@@ -378,7 +435,7 @@ class PostingRun:
             while not self._no_more_posts.is_set():
                 with self._lock:
                     exclude = set(self._deferred)
-                rows = self.book.claim_posts(self.options.batch_size, exclude)
+                rows = self.book.claim_posts(self.options.batch_size, exclude, self._doubt_until())
                 if not rows:
                     return
                 self._post_batch(client, rows)
@@ -427,7 +484,7 @@ class PostingRun:
             elif isinstance(outcome.error, FatalAPIError):  # NOT_FOUND, BAD_USER_INPUT: for good
                 updates.append(_set(row, REJECTED, str(outcome.error), done=True))
             else:  # OutcomeUnknownError, or anything not proven unprocessed
-                lost.append(row)
+                lost.append({**row, "in_doubt_until": None} if server_finished(outcome.error) else row)
         if len(lost) < len(send):
             self._note_answer()
         if lost:
@@ -576,7 +633,8 @@ class PostingRun:
                     taken[orig_guid] = guid
                 decisions.append(decision)
         decisions += self._look_up_originals(lookups, taken)
-        held = self.book.decide_reversals(decisions)
+        doubt = self._doubt_until()
+        held = self.book.decide_reversals([{**d, "in_doubt_until": doubt} for d in decisions])
         if not held:
             return 0
         failpoint("void.claimed")
@@ -674,10 +732,10 @@ class PostingRun:
         number = int(row["receipt_number"])
         try:
             receipt = self._client(_purpose(row)).void_receipt(number, self.run_date)
-        except OutcomeUnknownError:
-            updates = self._settle_voids([row])
+        except OutcomeUnknownError as exc:
+            updates = self._settle_voids([{**row, "in_doubt_until": None} if server_finished(exc) else row])
             self.book.apply(updates)
-            return int(updates[0]["state"] == VOIDED)
+            return int(bool(updates) and updates[0]["state"] == VOIDED)
         except AlreadyVoidedError as exc:
             self._note_answer()
             self.book.apply(
@@ -718,7 +776,12 @@ class PostingRun:
             except (CaselleAPIError, ConfigError) as exc:
                 self._note_failure(exc)
                 updates += [
-                    _set(r, VOID_UNKNOWN, f"void outcome unknown, and settling it failed: {exc}")
+                    _set(
+                        r,
+                        VOID_UNKNOWN,
+                        f"void outcome unknown, and settling it failed: {exc}",
+                        in_doubt_until=r.get("in_doubt_until"),
+                    )
                     for r in items
                 ]
                 continue
@@ -728,7 +791,10 @@ class PostingRun:
                 if outcome.error is not None:
                     updates.append(
                         _set(
-                            r, VOID_UNKNOWN, f"void outcome unknown, and settling it failed: {outcome.error}"
+                            r,
+                            VOID_UNKNOWN,
+                            f"void outcome unknown, and settling it failed: {outcome.error}",
+                            in_doubt_until=r.get("in_doubt_until"),
                         )
                     )
                 elif match and match[0].voided:
@@ -743,9 +809,17 @@ class PostingRun:
                     with self._lock:
                         self.stats.voided += 1
                         self.stats.voids_settled_found += 1
+                elif _in_doubt(r):
+                    with self._lock:
+                        self._recheck[str(r["payment_guid"])] = dict(r)  # held; asked again later
                 else:
                     updates.append(
-                        _set(r, PENDING, "a void whose answer was lost had not happened; sent again")
+                        _set(
+                            r,
+                            PENDING,
+                            "a void whose answer was lost had not happened; sent again",
+                            in_doubt_until=None,
+                        )
                     )
                     with self._lock:
                         self.stats.voids_settled_absent += 1
@@ -759,18 +833,58 @@ class PostingRun:
         rows = self.book.rows_for(guids, columns=("state",))
         return bool((~rows["state"].isin([*TERMINAL, HELD])).any())
 
+    def _recheck_due(self) -> tuple[int, float | None]:
+        """Settle again the held rows whose grace period is over; returns how many, and
+        the seconds until the next one is due (None when none is left)."""
+        now = utc_text()
+        with self._lock:
+            due = [r for r in self._recheck.values() if str(r["in_doubt_until"]) <= now]
+            for r in due:
+                del self._recheck[str(r["payment_guid"])]
+            later = [str(r["in_doubt_until"]) for r in self._recheck.values()]
+        if due:
+            self.stats.rechecked += len(due)
+            posts = [r for r in due if r["state"] == SENDING]
+            voids = [r for r in due if r["state"] == VOID_SENDING]
+            if posts:
+                self.book.apply(self._settle_posts(self._client("payments"), posts))
+            if voids:
+                self.book.apply(self._settle_voids(voids))
+        if not later:
+            return len(due), None
+        first = datetime.strptime(min(later), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return len(due), max(0.0, (first - datetime.now(UTC)).total_seconds())
+
     def wait_for_other_runs(self, guids: Sequence[str]) -> None:
-        """While another live run holds rows of this export, wait; take over its work if
-        it dies, and pick up whatever it releases."""
+        """Finish what is still open: rows held by another live run (wait for it, take its
+        work over if it dies, pick up what it releases — bounded by ``wait_for_others``),
+        and this run's lost answers whose "no receipt" came too early to trust (asked
+        again when their grace period is over, then sent again if still absent)."""
         deadline = time.monotonic() + self.options.wait_for_others
-        while self.fatal is None and self.open_elsewhere(guids):
-            if time.monotonic() > deadline:
+        waited_for_grace = False
+        while self.fatal is None:
+            settled, next_due = self._recheck_due()
+            if settled:  # what turned out not to be there is sent now
+                self.post_payments()
+                self.void_reversals()
+                continue
+            busy = self.open_elsewhere(guids)
+            if next_due is None and not busy:
+                if waited_for_grace:
+                    self.stats.notes.append(
+                        f"{self.stats.rechecked} post(s) or void(s) that may still have been on their "
+                        f"way were asked again after the {self.options.settle_grace_seconds:g} s grace "
+                        "period before anything was resent"
+                    )
+                return
+            if next_due is None and time.monotonic() > deadline:
                 self.stats.notes.append(
                     "another run for this biller still holds some of this export's payments; "
                     "they are counted as pending here"
                 )
                 return
-            time.sleep(0.3)
+            waited_for_grace = waited_for_grace or next_due is not None
+            time.sleep(min(0.3, next_due) if next_due is not None else 0.3)
             self.settle_leftovers()
             self.post_payments()
             self.file_payments()

@@ -64,8 +64,10 @@ def test_daily_payments_flow(prefect_harness, emu: EmulatorProcess, cfg_path: Pa
             "wait-for-other-runs",
         ]
     )
-    by_type = {a.type: a for a in artifacts}
-    assert by_type["progress"].data == 100.0
-    table = by_type["table"]
-    assert table.key == "daily-payments-sample-city-utilities-reconciliation"
-    assert "TOTAL" in str(table.data) and "DIFFERENCE" not in str(table.data)
+    by_key = {a.key: a for a in artifacts}
+    assert by_key["posting-sample-city-utilities"].type == "progress"
+    assert by_key["posting-sample-city-utilities"].data == 100.0
+    assert "posted | 12" in str(by_key["daily-payments-sample-city-utilities-summary"].data)
+    table = by_key["daily-payments-sample-city-utilities-reconciliation"]
+    assert table.type == "table" and "TOTAL" in str(table.data) and "DIFFERENCE" not in str(table.data)
+    assert '"accounted_amount": "207.16"' in str(table.data)  # exact decimals, not cents

@@ -58,12 +58,14 @@ def test_claims_from_many_threads_never_overlap(ledger_url: str):
     assert first.intake(frame(300), "a.csv").empty
     claimed: list[list[str]] = []
     errors: list[BaseException] = []
+    ready = threading.Barrier(6)
 
     def worker() -> None:
         try:
             b = book(ledger_url)
+            ready.wait(timeout=30)  # all open before any claims
             mine: list[str] = []
-            while rows := b.claim_posts(7):
+            while rows := b.claim_posts(3):
                 assert all(r["state"] == "sending" and r["claim_owner"] == b.run_id for r in rows)
                 mine += [r["payment_guid"] for r in rows]
             claimed.append(mine)
@@ -180,3 +182,25 @@ def test_process_start_tells_dead_and_zombie_processes_apart():
 
 def test_empty_intake(ledger_url: str):
     assert book(ledger_url).intake(frame(0), "a.csv").empty
+
+
+def test_a_version_2_ledger_is_upgraded_with_in_doubt_until(ledger_url: str, monkeypatch):
+    """Migration 3 adds a column to a ledger that already ran migration 2 (as shipped)."""
+    from caselle_ic import ledger as ledger_module
+
+    shipped = ledger_module.MIGRATIONS
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", shipped[:2])
+    with open_ledger(ledger_url) as led:
+        assert led.version() == 2
+        with led.begin() as conn:
+            assert "in_doubt_until" not in _columns(conn)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", shipped)
+    me = book(ledger_url)
+    assert me.ledger.version() == 3
+    me.intake(frame(1), "a.csv")
+    claimed = me.claim_posts(5, in_doubt_until="2999-01-01T00:00:00.000000Z")
+    assert claimed[0]["in_doubt_until"] == "2999-01-01T00:00:00.000000Z"
+
+
+def _columns(conn: sa.Connection) -> set[str]:
+    return {c["name"] for c in sa.inspect(conn).get_columns("payments")}

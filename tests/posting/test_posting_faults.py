@@ -186,6 +186,7 @@ def test_unreachable_caselle_keeps_payments_pending_for_the_next_run(
     emu.stop()
     r = run(export, cfg_path, tmp_path / "out", sqlite_ledger, client_options={"backoff": 0.01})
     assert r.exit_status == 2 and r.counts["pending"] == 8 and r.counts["filed"] == 1
+    assert r.extra["retry_later"] == 8  # the inbox keeps the export for the next run
     assert "could not be reached" in " ".join(r.notes)
     assert set(ledger_states(sqlite_ledger).values()) == {"pending", "filed"}
     emu.start()
@@ -193,3 +194,23 @@ def test_unreachable_caselle_keeps_payments_pending_for_the_next_run(
     r2 = run(write_export(tmp_path / "next.csv", [dp(8)]), cfg_path, tmp_path / "out", sqlite_ledger)
     assert r2.exit_status == 0 and r2.counts["posted"] == 1 and r2.counts["carried over"] == 8
     assert_exactly_once(emu, [*rows[:8], dp(8)], rows[8:], tmp_path / "out")
+
+
+def test_read_timeout_is_an_unknown_outcome_settled_by_the_next_run(
+    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+):
+    """The client gives up after 0.3 s while Caselle takes 1 s and then commits: the run
+    cannot tell, so it neither resends nor calls them failed; the next run finds them."""
+    cfg_path = emu.write_config(cfg_path, oauth=False)  # HTTP basic: no token request to slow down
+    rows = [dp(i) for i in range(6)]
+    export = write_export(tmp_path / "pay.csv", rows)
+    emu.faults(latency_ms=1000)
+    slow = {"timeout": (5.0, 0.3), "backoff": 0.01, "max_attempts": 2}
+    r = run(export, cfg_path, tmp_path / "out", sqlite_ledger, batch_size=6, client_options=slow)
+    assert r.exit_status == 2 and r.counts["pending"] == 6, r.summary_lines()
+    assert set(ledger_states(sqlite_ledger).values()) == {"unknown"}
+    emu.reset_faults()
+    time.sleep(1.2)  # Caselle finishes what it was given
+    r2 = run(export, cfg_path, tmp_path / "out", sqlite_ledger, settle_grace_seconds=0)
+    assert r2.exit_status == 0 and r2.counts["settled after a lost answer"] == 6, r2.summary_lines()
+    assert_exactly_once(emu, rows, [], tmp_path / "out")
