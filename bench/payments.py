@@ -6,17 +6,23 @@
     ``pyarrow.csv.write_csv``. Target: ours <= 1.5 x the floor. Each side runs in its own
     process so its peak RSS is its own.
 
-(b) Posting 10,000 payments to the emulator — see the marked section at the end (added by
-    the posting work).
+(b) Posting N payments (default 10,000) to the Caselle emulator with 20 ms injected
+    latency: the real daily run (``run_daily_payments``: read, resolve, ledger on SQLite,
+    Data Pump posting in aliased batches from a few worker threads). Prints receipts/s
+    (target >= 500/s), the client's CPU seconds per receipt (``resource.getrusage`` of the
+    posting process, which runs on its own), and checks exactly once: the emulator holds
+    exactly one receipt per payment.
 
-Run: ``.venv/bin/python bench/payments.py [--rows N] [--repeat R]``. Prints seconds and
-peak RSS; asserts nothing.
+Run: ``.venv/bin/python bench/payments.py [--part a|b|both] [--rows N] [--repeat R]
+[--post-rows N] [--latency-ms MS] [--workers W] [--batch B]``. Prints figures; part (a)
+asserts nothing; part (b) stops with an error if a payment is not posted exactly once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -176,6 +182,170 @@ def stage_ours(export: Path, out_dir: Path, config: Path) -> dict:
     }
 
 
+# -- (b) posting ------------------------------------------------------------------------------
+
+
+def make_posting_export(path: Path, n: int) -> None:
+    """n DataPump payments (card, VISA, invoice type 42) on the 50 seeded accounts."""
+    i = np.arange(n)
+    cents = 100 + (i * 37) % 90_000
+    frame = pd.DataFrame(
+        {
+            "payment_guid": [f"00000000-0000-4000-8000-{k:012d}" for k in i],
+            "transaction_type": "PAYMENT",
+            "original_payment_guid": "",
+            "payment_date": "2026-11-02T08:00:00",
+            "account_number": pd.Series(1001 + i % 50).astype(str).str.zfill(6),
+            "customer_name": "BENCH CUSTOMER",
+            "invoice_number": pd.Series(i).astype(str),
+            "invoice_type_id": "42",
+            "payment_type_id": "1",
+            "card_vendor": "VISA",
+            "obd_vendor": "",
+            "amount": pd.Series(cents // 100).astype(str)
+            + "."
+            + pd.Series(cents % 100).astype(str).str.zfill(2),
+        }
+    )
+    frame.to_csv(path, index=False)
+
+
+def stage_post(export: Path, config: Path, workdir: Path, workers: int, batch: int) -> dict:
+    """The daily run on its own process: wall and CPU per step (getrusage of this process)."""
+    from caselle_ic.payment_pipeline import run_daily_payments
+    from caselle_ic.posting import PostingOptions
+
+    steps: dict[str, dict[str, float]] = {}
+
+    def timed(fn):  # the pipeline's step hook: wall and CPU seconds of each step
+        def wrapper(*args, **kwargs):
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                r1 = resource.getrusage(resource.RUSAGE_SELF)
+                steps[fn.__name__] = {
+                    "wall": time.perf_counter() - t0,
+                    "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+                }
+
+        return wrapper
+
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    result = run_daily_payments(
+        export,
+        config,
+        workdir / "out",
+        now="2026-11-03T07:00:00",
+        ledger_url=f"sqlite:///{workdir / 'ledger.db'}",
+        step=timed,
+        options=PostingOptions(workers=workers, batch_size=batch),
+    )
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "posted": result.counts["posted"],
+        "exit": result.exit_status,
+        "wall": wall,
+        "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+        "steps": steps,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def part_b(rows: int, latency_ms: int, workers: int, batch: int) -> None:
+    import shutil
+    import tempfile
+    from collections import Counter
+
+    from caselle_ic.emulator.process import EmulatorProcess
+
+    work = Path(tempfile.mkdtemp(prefix="bench-post-"))
+    try:
+        seed = work / "seed.csv"
+        seed.write_text(
+            "account_number,customer_name,statement_date,due_date,customer_balance,last_statement_balance\r\n"
+            + "".join(
+                f"{n:06d},Customer {n},10/01/2026,10/20/2026,100.00,0.00\r\n" for n in range(1001, 1051)
+            ),
+            encoding="utf-8",
+        )
+        export = work / "post.csv"
+        make_posting_export(export, rows)
+        with EmulatorProcess(seed=seed, latency_ms=latency_ms) as emu:
+            config = emu.write_config(work / "biller" / "biller.toml")
+            env = {**os.environ, **emu.env()}
+            emu_cpu = process_cpu(emu.pid)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--stage",
+                    "post",
+                    "--post-export",
+                    str(export),
+                    "--post-config",
+                    str(config),
+                    "--post-workdir",
+                    str(work),
+                    "--workers",
+                    str(workers),
+                    "--batch",
+                    str(batch),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            emu_cpu = process_cpu(emu.pid) - emu_cpu
+            stats = json.loads(done.stdout.strip().splitlines()[-1])
+            counts = Counter(r["confirmation_number"] for r in emu.receipts())
+            requests = emu.state()["counters"]["mutation_requests"]
+        once = len(counts) == rows and set(counts.values()) == {1}
+        post = stats["steps"]["post_payments"]
+        print(
+            f"(b) posting {rows:,} payments to the emulator, {latency_ms} ms latency,"
+            f" {workers} workers x {batch} receipts per document ({requests} mutation documents)"
+        )
+        print(
+            f"  posting step    {post['wall']:.2f} s = {stats['posted'] / post['wall']:.0f} receipts/s"
+            f" (target >= 500/s); client CPU {post['cpu']:.2f} s"
+            f" = {1e3 * post['cpu'] / stats['posted']:.3f} ms/receipt"
+        )
+        print(
+            f"  whole run       {stats['wall']:.2f} s = {stats['posted'] / stats['wall']:.0f} receipts/s;"
+            f" client CPU {stats['cpu']:.2f} s = {1e3 * stats['cpu'] / stats['posted']:.3f} ms/receipt;"
+            f" peak RSS {stats['rss_mb']:.0f} MB"
+        )
+        print(
+            f"  emulator CPU    {emu_cpu:.2f} s = {1e3 * emu_cpu / max(1, stats['posted']):.3f} ms/receipt"
+            " (the emulator is one process on the same 2 cores: the ceiling)"
+        )
+        print("  steps           " + ", ".join(f"{k} {v['wall']:.2f} s" for k, v in stats["steps"].items()))
+        print(
+            f"  exactly once    {'yes' if once else 'NO'}: {len(counts):,} confirmation numbers,"
+            f" {sum(counts.values()):,} receipts; exit status {stats['exit']}"
+        )
+        if not once:
+            raise SystemExit("posting was not exactly once")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_stage(stage: str, rows: int) -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--stage", stage, "--rows", str(rows)],
@@ -190,8 +360,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3, help="runs per side; the best is reported")
-    ap.add_argument("--stage", choices=["floor", "ours"], help=argparse.SUPPRESS)
+    ap.add_argument("--part", choices=["a", "b", "both"], default="both")
+    ap.add_argument("--post-rows", type=int, default=10_000, help="(b) payments to post")
+    ap.add_argument("--latency-ms", type=int, default=20, help="(b) injected emulator latency")
+    ap.add_argument("--workers", type=int, default=4, help="(b) posting threads")
+    ap.add_argument("--batch", type=int, default=50, help="(b) receipts per aliased document")
+    ap.add_argument("--stage", choices=["floor", "ours", "post"], help=argparse.SUPPRESS)
+    ap.add_argument("--post-export", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--post-config", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--post-workdir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.stage == "post":
+        stats = stage_post(args.post_export, args.post_config, args.post_workdir, args.workers, args.batch)
+        print(json.dumps(stats))
+        return
+    if args.part == "b":
+        part_b(args.post_rows, args.latency_ms, args.workers, args.batch)
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     export = OUT / f"export-{args.rows}.csv"
     config = OUT / "bench-biller.toml"
@@ -203,7 +388,7 @@ def main() -> None:
         return
 
     config.write_text(BENCH_TOML, encoding="utf-8")
-    if not export.exists():
+    if not export.exists():  # part (a) only from here on (part b returned above)
         t = time.perf_counter()
         make_export(export, args.rows)
         print(
@@ -234,10 +419,9 @@ def main() -> None:
         f" quarantined {best['quarantined']}"
     )
 
-    # -- (b) posting 10,000 payments to the emulator ---------------------------------------------
-    # TODO(posting): part (b) goes here — start the emulator with 20 ms injected latency,
-    # post 10,000 DataPump payments through the real client and ledger, report receipts/s
-    # (target >= 500/s), client CPU per receipt, and check exactly one receipt per payment.
+    # -- (b) posting to the emulator ---------------------------------------------------------------
+    if args.part == "both":
+        part_b(args.post_rows, args.latency_ms, args.workers, args.batch)
 
 
 if __name__ == "__main__":

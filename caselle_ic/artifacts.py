@@ -79,17 +79,22 @@ def summary_markdown(result: RunResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def publish_run_artifacts(result: RunResult) -> dict[str, UUID]:
-    """Create the run's artifacts in the current flow run. Returns ``{key: artifact id}``."""
+def publish_run_artifacts(
+    result: RunResult, tables: dict[str, pd.DataFrame] | None = None
+) -> dict[str, UUID]:
+    """Create the run's artifacts in the current flow run. Returns ``{key: artifact id}``.
+
+    ``tables`` replaces ``result.tables`` for display (e.g. a formatted reconciliation).
+    """
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     created: dict[str, Any] = {}
-    key = artifact_key(result.kind, "summary")
+    key = artifact_key(result.kind, result.biller, "summary")
     created[key] = create_markdown_artifact(
         summary_markdown(result), key=key, description=f"{result.kind} run summary"
     )
     if result.n_quarantined:
-        key = artifact_key(result.kind, "quarantined")
+        key = artifact_key(result.kind, result.biller, "quarantined")
         shown = min(result.n_quarantined, MAX_TABLE_ROWS)
         created[key] = create_table_artifact(
             table_rows(result.quarantined),
@@ -100,7 +105,7 @@ def publish_run_artifacts(result: RunResult) -> dict[str, UUID]:
                 + "; account numbers masked, no e-mail, phone or street address"
             ),
         )
-    for name, frame in result.tables.items():
-        key = artifact_key(result.kind, name)
+    for name, frame in (result.tables if tables is None else tables).items():
+        key = artifact_key(result.kind, result.biller, name)
         created[key] = create_table_artifact(table_rows(frame), key=key, description=name)
     return created

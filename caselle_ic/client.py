@@ -239,6 +239,22 @@ def customers_document(n: int) -> DocumentNode:
     return dsl_gql(Customers=op).document
 
 
+@lru_cache(maxsize=128)
+def receipts_document(n: int) -> DocumentNode:
+    """Aliased ``receipts(confirmationNumber:)`` × n (variables ``$c0``, ...): settles a
+    whole batch whose answer was lost in one round trip."""
+    var = DSLVariableDefinitions()
+    fields = [
+        _DSL.Query.receipts.alias(f"r{i}")
+        .args(confirmationNumber=getattr(var, f"c{i}"))
+        .select(*(getattr(_DSL.Receipt, f) for f in RECEIPT_FIELDS))
+        for i in range(n)
+    ]
+    op = DSLQuery(*fields)
+    op.variable_definitions = var
+    return dsl_gql(ReceiptsBatch=op).document
+
+
 # -- validation -------------------------------------------------------------------------
 _validated: dict[int, DocumentNode] = {}
 _validated_lock = threading.Lock()
@@ -1046,6 +1062,29 @@ class CaselleClient:
             missing=lambda i: ServerError("Caselle answered without a result", operation=field),
         )
 
+    def receipts_many(self, confirmation_numbers: Sequence[str]) -> list[ItemOutcome[list[Receipt]]]:
+        """Several ``receipts(confirmationNumber:)`` in one aliased query, one outcome each
+        (its list of receipts, possibly empty). A query: retried and failed over freely."""
+        if not confirmation_numbers:
+            return []
+        variables = {f"c{i}": str(c) for i, c in enumerate(confirmation_numbers)}
+        answer = self.execute(receipts_document(len(confirmation_numbers)), variables, operation="receipts")
+
+        def parse(value: Any) -> list[Receipt]:
+            return [Receipt.from_api(v) for v in value]
+
+        outcomes = self._items(
+            answer,
+            len(confirmation_numbers),
+            parse,
+            "receipts",
+            mutation=False,
+            missing=lambda i: ServerError("Caselle answered without a result", operation="receipts"),
+        )
+        # ``receipts`` answers [] (never null) when nothing matches; _items only calls
+        # ``missing`` for null, so an empty list arrives here as a value.
+        return outcomes
+
     def customers(self, customer_numbers: Sequence[int]) -> list[ItemOutcome[Customer]]:
         """Several RTDR lookups in one aliased query; NotFoundError per missing customer."""
         if not customer_numbers:
@@ -1086,6 +1125,7 @@ __all__ = [
     "api_error",
     "create_receipts_document",
     "customers_document",
+    "receipts_document",
     "send_paper_document",
     "validate_document",
 ]

@@ -88,8 +88,98 @@ def _v1_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     return runs, paperless
 
 
+def _v2_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
+    """The tables of migration 2 (daily payments), frozen as they shipped.
+
+    ``payments`` is the seed's "data pump response table": one row per biller and IC
+    PaymentGUID, holding the payment as first recorded (never overwritten), its resolved
+    codes, and where it went (see docs/payments.md, "Exactly once", for the states).
+    ``lockbox_files`` reserves every lockbox file name before the file is written, with
+    the SHA-256 of its bytes, so a rerun after a crash can tell whether it was written.
+    ``run_leases`` says which runs are alive: claims held by a dead run are taken over.
+    """
+    payments = sa.Table(
+        "payments",
+        md,
+        sa.Column("biller", sa.String(200), primary_key=True),
+        sa.Column("payment_guid", sa.String(64), primary_key=True),
+        # the payment as first recorded (a later line with the same GUID must match it)
+        sa.Column("transaction_type", sa.String(12), nullable=False),  # PAYMENT, REFUND, ACH_REJECT
+        sa.Column("original_guid", sa.String(64), nullable=False),  # "" for a PAYMENT
+        sa.Column("payment_date", sa.String(19), nullable=False),  # biller local, YYYY-MM-DDTHH:MM:SS
+        sa.Column("account_number", sa.String(64), nullable=False),
+        sa.Column("customer_name", sa.String(300), nullable=False),
+        sa.Column("invoice_number", sa.String(100), nullable=False),
+        sa.Column("invoice_type_id", sa.BigInteger),
+        sa.Column("payment_type_id", sa.Integer, nullable=False),
+        sa.Column("card_vendor", sa.String(20), nullable=False),
+        sa.Column("obd_vendor", sa.String(20), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger, nullable=False),
+        sa.Column("export_name", sa.String(500)),
+        sa.Column("export_line", sa.Integer),
+        # routing (section 5), re-resolved while the payment is still pending
+        sa.Column("distribution_code", sa.BigInteger),
+        sa.Column("payment_code", sa.BigInteger),
+        sa.Column("gl_activity", sa.BigInteger),
+        sa.Column("posting_method", sa.String(10)),  # DataPump, File
+        sa.Column("code_rule", sa.String(40)),
+        # where it went
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("receipt_number", sa.BigInteger),  # PAYMENT: its receipt; reversal: the receipt voided
+        sa.Column("receipt_amount_cents", sa.BigInteger),  # as Caselle answered
+        sa.Column("receipt_distribution_code", sa.BigInteger),
+        sa.Column("receipt_payment_code", sa.BigInteger),
+        sa.Column("lockbox_file", sa.String(100)),
+        sa.Column("lockbox_line", sa.Integer),
+        sa.Column("claim_owner", sa.String(36)),  # run_id holding the row
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("reason", sa.Text),
+        sa.Column("first_run_id", sa.String(36), nullable=False),
+        sa.Column("last_run_id", sa.String(36), nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("updated_at", sa.String(32), nullable=False),
+        sa.Column("done_at", sa.String(32)),  # posted, filed, voided, or reported
+        sa.Index("payments_state", "biller", "state", "posting_method"),
+        sa.Index("payments_owner", "claim_owner"),
+        sa.Index("payments_original", "biller", "original_guid"),
+        sa.Index("payments_last_run", "last_run_id"),
+    )
+    lockbox_files = sa.Table(
+        "lockbox_files",
+        md,
+        sa.Column("biller", sa.String(200), primary_key=True),
+        sa.Column("file_name", sa.String(100), primary_key=True),
+        sa.Column("directory", sa.Text, nullable=False),
+        sa.Column("state", sa.String(12), nullable=False),  # planned, written, abandoned
+        sa.Column("payments", sa.Integer, nullable=False),
+        sa.Column("total_cents", sa.BigInteger, nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("run_id", sa.String(36), nullable=False),
+        sa.Column("planned_at", sa.String(32), nullable=False),
+        sa.Column("written_at", sa.String(32)),
+        sa.Column("detail", sa.Text),
+    )
+    run_leases = sa.Table(
+        "run_leases",
+        md,
+        sa.Column("run_id", sa.String(36), primary_key=True),
+        sa.Column("biller", sa.String(200), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("process_start", sa.String(40)),  # /proc start time: tells a reused pid apart
+        sa.Column("started_at", sa.String(32), nullable=False),
+        sa.Column("lease_until", sa.String(32), nullable=False),
+    )
+    return payments, lockbox_files, run_leases
+
+
 # The current schema, for queries. Extend these (and add a migration) when tables change.
 runs, paperless_changes = _v1_tables(metadata)
+payments, lockbox_files, run_leases = _v2_tables(metadata)
+# Migration 3: until then, "Caselle holds no receipt" may only mean the request is still on
+# its way (sent by a run that died, or whose answer timed out): settle again after it.
+IN_DOUBT_UNTIL = sa.Column("in_doubt_until", sa.String(32))
+payments.append_column(IN_DOUBT_UNTIL)
 
 
 def _m1_runs_and_paperless(conn: Connection) -> None:
@@ -98,9 +188,30 @@ def _m1_runs_and_paperless(conn: Connection) -> None:
         table.create(conn)
 
 
+def _m2_payments(conn: Connection) -> None:
+    frozen = sa.MetaData()
+    for table in _v2_tables(frozen):
+        table.create(conn)
+
+
+def _add_column(conn: Connection, table: str, column: str, sql_type: str) -> None:
+    """``ALTER TABLE … ADD COLUMN`` in the ledger's schema (the engine's schema translate
+    map, when the ledger lives in a PostgreSQL schema of its own)."""
+    prep = conn.dialect.identifier_preparer
+    schema = (conn.get_execution_options().get("schema_translate_map") or {}).get(None)
+    name = prep.quote(table) if not schema else f"{prep.quote_schema(schema)}.{prep.quote(table)}"
+    conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {prep.quote(column)} {sql_type}")
+
+
+def _m3_in_doubt_until(conn: Connection) -> None:
+    _add_column(conn, "payments", "in_doubt_until", "VARCHAR(32)")
+
+
 #: (version, description, function) in the order they apply. Append; never edit.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "runs and paperless changes", _m1_runs_and_paperless),
+    (2, "payments (data pump response table), lockbox files, run leases", _m2_payments),
+    (3, "payments.in_doubt_until (settle grace)", _m3_in_doubt_until),
 ]
 
 
@@ -377,9 +488,12 @@ __all__ = [
     "biller_key",
     "file_sha256",
     "ledger_url_for",
+    "lockbox_files",
     "metadata",
     "open_ledger",
     "paperless_changes",
+    "payments",
+    "run_leases",
     "runs",
     "schema_version",
     "utc_text",

@@ -9,53 +9,25 @@ analyst sees why) and the flow fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
 from caselle_ic.artifacts import publish_run_artifacts
 from caselle_ic.errors import NothingToWriteError
 from caselle_ic.invoice_pipeline import ADJUSTMENTS_KIND, INVOICE_KIND, run_invoice_file
 from caselle_ic.report import RunResult
-
-
-def prefect_step(fn: Callable[..., Any]) -> Any:
-    """A pipeline step as a Prefect task, named after the function (``read-extract``)."""
-    return task(name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, persist_result=False)(fn)
-
-
-def run_name(kind: str) -> Callable[[], str]:
-    """``<kind>/<biller slug>/<YYYY-MM>`` from the flow run's parameters."""
-
-    def name() -> str:
-        from prefect.runtime import flow_run
-
-        from caselle_ic.config import load_config, resolve_now
-
-        params = flow_run.parameters
-        try:
-            cfg = load_config(params["config"])
-            period = f"{resolve_now(params.get('now'), cfg.tz):%Y-%m}"
-            return f"{kind}/{cfg.slug}/{period}"
-        except Exception:  # a bad config fails the run itself, with its message
-            return f"{kind}/unknown-biller"
-
-    return name
+from flows._common import as_task, finish, run_name
 
 
 def _run(kind: str, extract: str, config: str, out_dir: str, now: str | None) -> RunResult:
     try:
         result = run_invoice_file(
-            extract, config, out_dir, now=now, adjustments=kind == ADJUSTMENTS_KIND, step=prefect_step
+            extract, config, out_dir, now=now, adjustments=kind == ADJUSTMENTS_KIND, step=as_task
         )
     except NothingToWriteError as exc:
         if isinstance(exc.result, RunResult):
             publish_run_artifacts(exc.result)
         raise
-    publish_run_artifacts(result)
-    return result
+    return finish(result)
 
 
 @flow(name=INVOICE_KIND, flow_run_name=run_name(INVOICE_KIND), persist_result=False)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from caselle_ic.paperless import run_paperless_sync
 from caselle_ic.report import RunResult
+from flows._common import finish, run_name
 
 
-@flow(name="paperless-sync", log_prints=False)
+@flow(name="paperless-sync", flow_run_name=run_name("paperless-sync", "%Y-%m-%d"), log_prints=False)
 def paperless_sync(
     log: str, config: str, ledger_url: str | None = None, out_dir: str | None = None
 ) -> RunResult:
     """Send the latest paperless change of each account to Caselle, once (SPEC §8)."""
     result = run_paperless_sync(log, config, ledger_url, out_dir=out_dir)
-    logger = get_run_logger()
-    for line in result.summary_lines():
-        logger.info(line)
-    # TODO(lead): publish artifacts once caselle_ic.artifacts is on main:
-    #     from caselle_ic.artifacts import publish_run_artifacts
-    #     publish_run_artifacts(result)
-    return result
+    return finish(result)

@@ -73,15 +73,18 @@ def test_invoice_flow_writes_the_golden_file_and_publishes_masked_artifacts(pref
     ]
 
     found = artifacts_of(run_id)
-    assert set(found) == {"invoice-file-summary", "invoice-file-quarantined"}
-    summary = found["invoice-file-summary"].data
+    assert set(found) == {
+        "invoice-file-sample-city-utilities-summary",
+        "invoice-file-sample-city-utilities-quarantined",
+    }
+    summary = found["invoice-file-sample-city-utilities-summary"].data
     assert "| statements_in | 51 |" in summary and "| statements_written | 44 |" in summary
     assert "| statements_quarantined | 7 |" in summary
     assert "| TotalInvoiceAmount | 5142.22 |" in summary
     assert f"{tmp_path}/{STAMP}.txt" in summary and f"rejects/{STAMP}.rejects.csv" in summary
     assert "truncated" in summary and "****1008" in summary
 
-    table = json.loads(found["invoice-file-quarantined"].data)
+    table = json.loads(found["invoice-file-sample-city-utilities-quarantined"].data)
     assert len(table) == 28
     assert {row["account_number"] for row in table} == {
         "****1040",
@@ -95,7 +98,7 @@ def test_invoice_flow_writes_the_golden_file_and_publishes_masked_artifacts(pref
     for row in table:
         assert not {"email", "phone", "address1", "address2"} & set(row)
         assert row["reason"]
-    text = found["invoice-file-quarantined"].data + summary
+    text = found["invoice-file-sample-city-utilities-quarantined"].data + summary
     for full in ("001040", "001041", "001044", "0010-44", "@example.com", "555-10"):
         assert full not in text
 
@@ -111,8 +114,8 @@ def test_adjustments_flow_has_its_own_name_and_keys(prefect_harness, tmp_path):
     run_id = state.state_details.flow_run_id
     assert flow_run_name(run_id) == "adjustments-file/sample-city-utilities/2026-11"
     found = artifacts_of(run_id)
-    assert set(found) == {"adjustments-file-summary"}  # nothing quarantined: no table
-    assert "| statements_written | 1 |" in found["adjustments-file-summary"].data
+    assert set(found) == {"adjustments-file-sample-city-utilities-summary"}  # nothing quarantined: no table
+    assert "| statements_written | 1 |" in found["adjustments-file-sample-city-utilities-summary"].data
     assert state.result().kind == "adjustments-file"
 
 
@@ -127,8 +130,8 @@ def test_flow_that_quarantines_everything_fails_but_still_shows_why(prefect_harn
     with pytest.raises(NothingToWriteError):
         state.result()
     found = artifacts_of(state.state_details.flow_run_id)
-    assert "nothing was written" in found["invoice-file-summary"].data
-    rows = json.loads(found["invoice-file-quarantined"].data)
+    assert "nothing was written" in found["invoice-file-sample-city-utilities-summary"].data
+    rows = json.loads(found["invoice-file-sample-city-utilities-quarantined"].data)
     assert rows[0]["account_number"] == "****1077"
     assert rows[0]["reason"] == "charge_amount: must not be negative"
 

@@ -1,0 +1,70 @@
+"""Prefect flow ``daily-payments``: a thin wrapper over :func:`run_daily_payments`.
+
+Each step of the run (read, resolve codes, record, settle, post, file, void, wait,
+report) is one Prefect task — never one per payment — with ``cache_policy=NO_CACHE``
+(the steps take DataFrames and the engine; hashing them would be slow and wrong). While
+posting, a progress artifact shows how many receipts are done; at the end the run's
+artifacts (summary, quarantined records masked, the reconciliation in exact decimals, the
+carried-over table) are published.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from caselle_ic.config import load_config
+from caselle_ic.payment_pipeline import PaymentRunResult, run_daily_payments
+from caselle_ic.reconcile import format_reconciliation
+from flows._common import as_task, finish, run_name
+
+
+class _Progress:
+    """Updates one progress artifact (percent of the receipts to post), at most per 1 %."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.artifact_id: Any = None
+        self.last = -1.0
+
+    def __call__(self, done: int, total: int) -> None:
+        pct = 100.0 if total <= 0 else round(100.0 * min(done, total) / total, 0)
+        if pct == self.last:
+            return
+        self.last = pct
+        description = f"Data Pump receipts posted: {done} of {total}"
+        if self.artifact_id is None:
+            self.artifact_id = create_progress_artifact(pct, key=self.key, description=description)
+        else:
+            update_progress_artifact(self.artifact_id, pct, description=description)
+
+
+@flow(name="daily-payments", flow_run_name=run_name("daily-payments", "%Y-%m-%d"), log_prints=False)
+def daily_payments(
+    export: str,
+    config: str,
+    out_dir: str,
+    now: str | None = None,
+    ledger_url: str | None = None,
+) -> PaymentRunResult:
+    """Post the day's IC payments to Caselle exactly once (SPEC §4-§7)."""
+    cfg = load_config(config)
+    progress = _Progress(f"posting-{cfg.slug}")
+    result = run_daily_payments(
+        export, cfg, out_dir, now=now, ledger_url=ledger_url, step=as_task, progress=progress
+    )
+    if progress.artifact_id is None:  # nothing to post in this run
+        progress(0, 0)
+    finish(
+        result,
+        tables={**result.tables, "reconciliation": format_reconciliation(result.tables["reconciliation"])},
+    )
+    if result.exit_status == 2:
+        # Returned, not raised: the inbox keeps the export for the next run (retry_later),
+        # and the CLI exits 2 from the result. The ledger carries the pending payments.
+        get_run_logger().error(
+            "nothing could be posted: %s", result.notes[-1] if result.notes else "Caselle unreachable"
+        )
+    return result
