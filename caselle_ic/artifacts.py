@@ -3,12 +3,12 @@
 :func:`publish_run_artifacts` turns any flow's :class:`~caselle_ic.report.RunResult`
 into:
 
-* ``<kind>-summary`` (markdown): inputs, counts in/out/quarantined, totals, outputs,
+* ``<kind>-<biller>-summary`` (markdown): inputs, counts in/out/quarantined, totals, outputs,
   where the rejects went, and the run's notes;
-* ``<kind>-quarantined`` (table): the quarantined records through
+* ``<kind>-<biller>-quarantined`` (table): the quarantined records through
   :func:`~caselle_ic.report.analyst_view` (account numbers masked to their last 4
   characters, no e-mail, phone or street address), at most :data:`MAX_TABLE_ROWS` rows;
-* ``<kind>-<table>`` (table) for each entry of ``result.tables``, through the same view.
+* ``<kind>-<biller>-<table>`` (table) for each entry of ``result.tables``, through the same view.
 
 Keys are lowercase letters, digits and dashes, as Prefect requires; the same key on
 every run makes the UI show each artifact's history. Must be called inside a flow or
