@@ -20,8 +20,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from caselle_ic.client import CaselleClient, ReceiptInput
-from caselle_ic.config import load_config
+from caselle_ic.config.model import load_config
+from caselle_ic.connect.client import CaselleClient, ReceiptInput
 from caselle_ic.emulator.process import EmulatorProcess
 
 

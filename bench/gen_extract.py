@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.invoices import extract_names
+from caselle_ic.schemas.invoices import extract_names
 
 LINES = 5
 #: The sample biller's header: the extract columns of schemas/statement_extract.csv, with the

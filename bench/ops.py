@@ -51,9 +51,9 @@ def bench_redaction(n: int) -> None:
 
 
 def bench_inbox(n: int) -> None:
-    logging.getLogger("caselle_ic.inbox").setLevel(logging.ERROR)  # one line per duplicate otherwise
-    from caselle_ic.inbox import process_inbox
-    from caselle_ic.report import RunResult
+    logging.getLogger("caselle_ic.ops.inbox").setLevel(logging.ERROR)  # one line per duplicate otherwise
+    from caselle_ic.ops.inbox import process_inbox
+    from caselle_ic.result import RunResult
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-inbox-"))
     try:
@@ -99,7 +99,7 @@ def bench_inbox(n: int) -> None:
 
 
 def bench_server() -> None:
-    from caselle_ic.prefect_server import ensure_server, stop_server
+    from caselle_ic.ops.prefect_server import ensure_server, stop_server
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -154,10 +154,10 @@ def stage_floor(export: Path, out_dir: Path) -> dict:
 
 
 def stage_ours(export: Path, out_dir: Path, config: Path) -> dict:
-    from caselle_ic.codes import load_payment_codes, resolve_codes
-    from caselle_ic.config import load_config
-    from caselle_ic.lockbox import write_lockbox_files
-    from caselle_ic.payments_read import read_payment_export
+    from caselle_ic.config.model import load_config
+    from caselle_ic.payments.codes import load_payment_codes, resolve_codes
+    from caselle_ic.payments.export import read_payment_export
+    from caselle_ic.payments.lockbox import write_lockbox_files
 
     cfg = load_config(config)
     t0 = time.perf_counter()
@@ -212,8 +212,8 @@ def make_posting_export(path: Path, n: int) -> None:
 
 def stage_post(export: Path, config: Path, workdir: Path, workers: int, batch: int) -> dict:
     """The daily run on its own process: wall and CPU per step (getrusage of this process)."""
-    from caselle_ic.payment_pipeline import run_daily_payments
-    from caselle_ic.posting import PostingOptions
+    from caselle_ic.payments.pipeline import run_daily_payments
+    from caselle_ic.payments.posting import PostingOptions
 
     steps: dict[str, dict[str, float]] = {}
 

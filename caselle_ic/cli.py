@@ -44,11 +44,11 @@ def _finish(result: Any) -> int:
 
 
 def cmd_invoices(args: argparse.Namespace) -> int:
-    from caselle_ic.invoice_pipeline import run_invoice_file
+    from caselle_ic.invoices.pipeline import run_invoice_file
 
     flow_name = "adjustments_file" if args.adjustments else "invoice_file"
     result = _run_pipeline(
-        "flows.invoices",
+        "caselle_ic.flows.invoices",
         flow_name,
         run_invoice_file,
         extract=str(args.extract),
@@ -61,10 +61,10 @@ def cmd_invoices(args: argparse.Namespace) -> int:
 
 
 def cmd_payments(args: argparse.Namespace) -> int:
-    from caselle_ic.payment_pipeline import run_daily_payments
+    from caselle_ic.payments.pipeline import run_daily_payments
 
     result = _run_pipeline(
-        "flows.payments",
+        "caselle_ic.flows.payments",
         "daily_payments",
         run_daily_payments,
         export=str(args.export),
@@ -77,10 +77,10 @@ def cmd_payments(args: argparse.Namespace) -> int:
 
 
 def cmd_paperless(args: argparse.Namespace) -> int:
-    from caselle_ic.paperless import run_paperless_sync
+    from caselle_ic.sync.paperless import run_paperless_sync
 
     result = _run_pipeline(
-        "flows.paperless",
+        "caselle_ic.flows.paperless",
         "paperless_sync",
         run_paperless_sync,
         log=str(args.log),
@@ -92,8 +92,8 @@ def cmd_paperless(args: argparse.Namespace) -> int:
 
 
 def cmd_balance(args: argparse.Namespace) -> int:
-    from caselle_ic.balance import lookup_balance
-    from caselle_ic.config import load_config
+    from caselle_ic.config.model import load_config
+    from caselle_ic.sync.balance import lookup_balance
 
     print(json.dumps(lookup_balance(args.account, load_config(args.config)), separators=(",", ":")))
     return 0
@@ -116,12 +116,12 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_codes(args: argparse.Namespace) -> int:
-    from caselle_ic import codes
+    from caselle_ic.payments import codes
 
     if args.codes_command == "template":
         print(codes.template_json())
         return 0
-    from caselle_ic.config import load_config
+    from caselle_ic.config.model import load_config
 
     print(
         codes.explain_text(
@@ -136,13 +136,13 @@ def cmd_codes(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from caselle_ic.demo import run_demo
+    from caselle_ic.ops.demo import run_demo
 
     return int(run_demo(workdir=args.workdir, prefect=not args.no_prefect))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from caselle_ic.deploy import serve_billers
+    from caselle_ic.ops.deploy import serve_billers
 
     serve_billers([str(c) for c in args.config], ledger_url=args.ledger)
     return 0
@@ -150,8 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     """Process what waits in the biller's inbox, once (cron-friendly, no Prefect needed)."""
-    from caselle_ic.config import load_config
-    from caselle_ic.inbox import KINDS, make_handler, process_inbox
+    from caselle_ic.config.model import load_config
+    from caselle_ic.ops.inbox import KINDS, make_handler, process_inbox
 
     cfg = load_config(args.config)
     status = 0
@@ -161,7 +161,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
             from caselle_ic.errors import InboxError
 
-            flow = getattr(importlib.import_module("flows.ops"), _INBOX_FLOW_FN[kind])
+            flow = getattr(importlib.import_module("caselle_ic.flows.ops"), _INBOX_FLOW_FN[kind])
             try:
                 summary = flow(config=str(args.config), ledger_url=args.ledger, settle_seconds=args.settle)
             except InboxError as exc:
@@ -187,7 +187,7 @@ _INBOX_FLOW_FN = {
 
 
 def cmd_deployments(args: argparse.Namespace) -> int:
-    from caselle_ic.deploy import render_prefect_yaml
+    from caselle_ic.ops.deploy import render_prefect_yaml
 
     root = Path(args.root) if args.root else Path.cwd()
     text = render_prefect_yaml(

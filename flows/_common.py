@@ -10,8 +10,8 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from caselle_ic.artifacts import publish_run_artifacts
-from caselle_ic.report import RunResult
+from caselle_ic.flows.artifacts import publish_run_artifacts
+from caselle_ic.result import RunResult
 
 
 def as_task(fn: Callable[..., Any]) -> Any:
@@ -28,7 +28,7 @@ def run_name(kind: str, period: str = "%Y-%m") -> Callable[[], str]:
     def name() -> str:
         from prefect.runtime import flow_run
 
-        from caselle_ic.config import load_config, resolve_now
+        from caselle_ic.config.model import load_config, resolve_now
 
         params = flow_run.parameters
         try:

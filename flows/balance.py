@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import flow
 
-from caselle_ic.balance import run_balance_refresh
-from caselle_ic.report import RunResult
-from flows._common import finish, run_name
+from caselle_ic.flows._common import finish, run_name
+from caselle_ic.result import RunResult
+from caselle_ic.sync.balance import run_balance_refresh
 
 
 @flow(name="balance-refresh", flow_run_name=run_name("balance-refresh", "%Y-%m-%d"), log_prints=False)

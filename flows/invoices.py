@@ -1,6 +1,6 @@
 """Prefect flows ``invoice-file`` and ``adjustments-file`` (SPEC §3, §10).
 
-Thin: each calls :func:`caselle_ic.invoice_pipeline.run_invoice_file` with a ``step``
+Thin: each calls :func:`caselle_ic.invoices.pipeline.run_invoice_file` with a ``step``
 wrapper that makes every step a Prefect task (``cache_policy=NO_CACHE``: the steps pass
 DataFrames, which the default cache policy would hash), then publishes the run's
 artifacts. When every statement is quarantined the artifacts are still published (so the
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from prefect import flow
 
-from caselle_ic.artifacts import publish_run_artifacts
 from caselle_ic.errors import NothingToWriteError
-from caselle_ic.invoice_pipeline import ADJUSTMENTS_KIND, INVOICE_KIND, run_invoice_file
-from caselle_ic.report import RunResult
-from flows._common import as_task, finish, run_name
+from caselle_ic.flows._common import as_task, finish, run_name
+from caselle_ic.flows.artifacts import publish_run_artifacts
+from caselle_ic.invoices.pipeline import ADJUSTMENTS_KIND, INVOICE_KIND, run_invoice_file
+from caselle_ic.result import RunResult
 
 
 def _run(kind: str, extract: str, config: str, out_dir: str, now: str | None) -> RunResult:

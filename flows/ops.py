@@ -13,7 +13,7 @@
   ``<biller>/<kind>/<period>``, so a thousand billers spread over the workers of a work
   pool, and starting the fan-out twice for one period starts nothing twice.
 
-These flows are thin: the work is in :mod:`caselle_ic.inbox`.
+These flows are thin: the work is in :mod:`caselle_ic.ops.inbox`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact, create_markdown_artifact
 
-from caselle_ic.inbox import DEFAULT_SETTLE_SECONDS, KINDS, Kind, make_handler, process_inbox
+from caselle_ic.ops.inbox import DEFAULT_SETTLE_SECONDS, KINDS, Kind, make_handler, process_inbox
 
 #: Prefect flow name of the inbox pickup of each kind (deployment = "<flow>/<biller slug>").
 INBOX_FLOWS: dict[str, str] = {
@@ -43,7 +43,7 @@ def _inbox_run_name() -> str:
     params = flow_run.parameters or {}
     name = flow_run.flow_name or "inbox"
     try:
-        from caselle_ic.config import load_config
+        from caselle_ic.config.model import load_config
 
         cfg = load_config(params["config"])
         when = flow_run.scheduled_start_time
@@ -62,7 +62,7 @@ def pickup(
     via_flow: bool = True,
 ) -> dict[str, Any]:
     """Run one inbox pickup inside a flow run: process, log, leave the artifact, fail if a file failed."""
-    from caselle_ic.config import load_config
+    from caselle_ic.config.model import load_config
     from caselle_ic.errors import InboxError
     from caselle_ic.logsafe import install_redaction
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import flow
 
-from caselle_ic.paperless import run_paperless_sync
-from caselle_ic.report import RunResult
-from flows._common import finish, run_name
+from caselle_ic.flows._common import finish, run_name
+from caselle_ic.result import RunResult
+from caselle_ic.sync.paperless import run_paperless_sync
 
 
 @flow(name="paperless-sync", flow_run_name=run_name("paperless-sync", "%Y-%m-%d"), log_prints=False)

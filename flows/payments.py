@@ -15,10 +15,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from caselle_ic.config import load_config
-from caselle_ic.payment_pipeline import PaymentRunResult, run_daily_payments
-from caselle_ic.reconcile import format_reconciliation
-from flows._common import as_task, finish, run_name
+from caselle_ic.config.model import load_config
+from caselle_ic.flows._common import as_task, finish, run_name
+from caselle_ic.payments.pipeline import PaymentRunResult, run_daily_payments
+from caselle_ic.payments.reconcile import format_reconciliation
 
 
 class _Progress:

@@ -41,7 +41,7 @@ from pandera.errors import SchemaErrors
 from pandera.pandas import Check, Column, DataFrameSchema
 
 from caselle_ic.errors import RecordSchemaError
-from caselle_ic.values import arrow_strings, decimal_to_cents
+from caselle_ic.tabular.values import arrow_strings, decimal_to_cents
 
 HERE = Path(__file__).resolve().parent
 EXTRACT_SPEC = HERE / "statement_extract.csv"

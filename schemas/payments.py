@@ -35,7 +35,7 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
-from caselle_ic.values import extract_groups, parse_cents
+from caselle_ic.tabular.values import extract_groups, parse_cents
 
 SPEC_FILE = Path(__file__).with_name("payment_export.csv")
 

@@ -36,7 +36,7 @@ from graphql import GraphQLError, OperationType, parse
 from graphql.language import OperationDefinitionNode
 
 from caselle_ic.emulator.store import Store, StoreError
-from schemas import schema_sdl
+from caselle_ic.schemas import schema_sdl
 
 log = logging.getLogger("caselle_ic.emulator")
 

@@ -287,8 +287,8 @@ def read_seed_extract(path: str | Path) -> list[SeedCustomer]:
     customerNumber = the integer of the account's digits; balance = customer_balance.
     Rows whose account has no digits or whose balance does not parse are skipped.
     """
-    from caselle_ic.csvin import read_text_csv
-    from caselle_ic.values import digits_only, parse_cents
+    from caselle_ic.tabular.csvin import read_text_csv
+    from caselle_ic.tabular.values import digits_only, parse_cents
 
     frame = read_text_csv(
         path,

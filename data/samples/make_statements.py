@@ -14,7 +14,7 @@ import csv
 import io
 from pathlib import Path
 
-from schemas.invoices import extract_names
+from caselle_ic.schemas.invoices import extract_names
 
 HERE = Path(__file__).resolve().parent
 

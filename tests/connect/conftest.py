@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from caselle_ic.config import BillerConfig, load_config
+from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.emulator.process import EmulatorProcess
 
 #: The seed extract of these tests: (account as written, name, customer_balance as written).

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from caselle_ic.balance import customer_number_of, run_balance_refresh
 from caselle_ic.emulator.process import EmulatorProcess, free_port
 from caselle_ic.errors import UsageError
+from caselle_ic.sync.balance import customer_number_of, run_balance_refresh
 from tests.conftest import run_cli
 
 from .conftest import SEED_ROWS
@@ -100,7 +100,7 @@ def test_balance_refresh_reads_a_csv_with_account_number(cfg_path: Path, tmp_pat
 
 @pytest.mark.prefect
 def test_balance_refresh_flow(prefect_harness, cfg_path: Path, tmp_path: Path):
-    from flows.balance import balance_refresh
+    from caselle_ic.flows.balance import balance_refresh
 
     accounts = tmp_path / "a.txt"
     accounts.write_text("001049\n", encoding="utf-8")

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from gql import gql
 
-from caselle_ic import client as client_module
-from caselle_ic.client import (
+from caselle_ic.config.model import load_config
+from caselle_ic.connect import client as client_module
+from caselle_ic.connect.client import (
     CaselleClient,
     ReceiptInput,
     create_receipts_document,
@@ -19,7 +20,6 @@ from caselle_ic.client import (
     send_paper_document,
     validate_document,
 )
-from caselle_ic.config import load_config
 from caselle_ic.emulator.process import EmulatorProcess, free_port
 from caselle_ic.errors import (
     CredentialsRejectedError,

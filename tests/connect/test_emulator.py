@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from caselle_ic.client import CaselleClient, ReceiptInput
+from caselle_ic.connect.client import CaselleClient, ReceiptInput
 from caselle_ic.emulator.process import EmulatorProcess
 from caselle_ic.errors import AlreadyVoidedError, BadUserInputError, NotFoundError
 

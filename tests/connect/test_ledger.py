@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from caselle_ic import ledger as ledger_module
 from caselle_ic.errors import ConfigError
-from caselle_ic.ledger import Ledger, ledger_url_for, open_ledger, utc_text
+from caselle_ic.store import ledger as ledger_module
+from caselle_ic.store.ledger import Ledger, ledger_url_for, open_ledger, utc_text
 
 
 def change(account: str, changed_at: str, paperless: bool = True, state: str = "sent") -> dict[str, object]:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from caselle_ic.client import CaselleClient, ReceiptInput
-from caselle_ic.config import load_config
+from caselle_ic.config.model import load_config
+from caselle_ic.connect.client import CaselleClient, ReceiptInput
 from caselle_ic.emulator.process import EmulatorProcess, free_port
 from caselle_ic.errors import CaselleAPIError
-from caselle_ic.paperless import run_paperless_sync
+from caselle_ic.sync.paperless import run_paperless_sync
 from tests.conftest import run_cli
 
 

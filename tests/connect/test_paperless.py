@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from caselle_ic.emulator.process import EmulatorProcess, free_port
-from caselle_ic.paperless import prepare_changes, run_paperless_sync
+from caselle_ic.sync.paperless import prepare_changes, run_paperless_sync
 from tests.conftest import SAMPLES, run_cli
 
 DENVER = ZoneInfo("America/Denver")
@@ -249,7 +249,7 @@ def test_missing_column_is_exit_2_naming_it(cfg_path: Path, tmp_path):
 
 @pytest.mark.prefect
 def test_paperless_flow(prefect_harness, cfg_path: Path, emu: EmulatorProcess, tmp_path):
-    from flows.paperless import paperless_sync
+    from caselle_ic.flows.paperless import paperless_sync
 
     log = write_log(tmp_path / "log.csv", [("001003", "false", "2025-06-02T10:00:00")])
     result = paperless_sync(log=str(log), config=str(cfg_path))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from caselle_ic.csvin import read_text_csv
 from caselle_ic.errors import InputError
+from caselle_ic.tabular.csvin import read_text_csv
 
 
 def test_values_stay_text_and_headers_map_case_insensitively(tmp_path):

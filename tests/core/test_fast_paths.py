@@ -11,8 +11,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caselle_ic.csvin import read_text_csv, read_text_table
-from caselle_ic.values import dates_mdy, parse_cents, parse_dates
+from caselle_ic.tabular.csvin import read_text_csv, read_text_table
+from caselle_ic.tabular.values import dates_mdy, parse_cents, parse_dates
 
 
 def test_blank_lines_inside_the_file_keep_line_numbers_exact(tmp_path):
@@ -110,7 +110,7 @@ def test_dates_parse_the_same_in_bulk_and_format_back(values):
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(-(10**15), 10**15), min_size=1, max_size=40), st.booleans())
 def test_amount_formatting_is_exact_on_every_path(values, repeated):
-    from caselle_ic.values import format_cents, format_cents_array
+    from caselle_ic.tabular.values import format_cents, format_cents_array
 
     data = np.array(values * (60 if repeated else 1), dtype=np.int64)  # > 1000 values: distinct path
     na = np.zeros(len(data), dtype=bool)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caselle_ic.values import (
+from caselle_ic.tabular.values import (
     cents_to_str,
     dates_mdy,
     decimal_to_cents,

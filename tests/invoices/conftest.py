@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from caselle_ic.invoice_pipeline import run_invoice_file
-from caselle_ic.report import RunResult
-from caselle_ic.values import parse_cents
-from schemas.invoices import extract_names
+from caselle_ic.invoices.pipeline import run_invoice_file
+from caselle_ic.result import RunResult
+from caselle_ic.schemas.invoices import extract_names
+from caselle_ic.tabular.values import parse_cents
 from tests.conftest import SAMPLES
 
 BILLER = SAMPLES / "biller.toml"

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from caselle_ic import invoice_writer
-from caselle_ic.invoice_pipeline import run_invoice_file
+from caselle_ic.invoices import writer as invoice_writer
+from caselle_ic.invoices.pipeline import run_invoice_file
 from tests.conftest import ROOT
 from tests.invoices.conftest import BILLER, NOW, STAMP
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from caselle_ic.artifacts import MAX_TABLE_ROWS, artifact_key, summary_markdown, table_rows
-from caselle_ic.invoice_pipeline import run_invoice_file
-from caselle_ic.report import RunResult
+from caselle_ic.flows.artifacts import MAX_TABLE_ROWS, artifact_key, summary_markdown, table_rows
+from caselle_ic.invoices.pipeline import run_invoice_file
+from caselle_ic.result import RunResult
 from tests.invoices.conftest import BILLER, NOW, SAMPLE_EXTRACT
 
 

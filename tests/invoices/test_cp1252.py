@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caselle_ic.invoice_pipeline import run_invoice_file
+from caselle_ic.invoices.pipeline import run_invoice_file
 from tests.conftest import SAMPLES, run_cli
 from tests.invoices.conftest import NOW, by_type, read_records, write_config
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import pytest
 
 from caselle_ic.errors import NothingToWriteError
-from flows.invoices import adjustments_file, invoice_file
+from caselle_ic.flows.invoices import adjustments_file, invoice_file
 from tests.conftest import run_cli
 from tests.invoices.conftest import (
     BILLER,

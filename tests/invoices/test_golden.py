@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from caselle_ic.invoice_pipeline import run_invoice_file
-from schemas.invoices import record_fields
+from caselle_ic.invoices.pipeline import run_invoice_file
+from caselle_ic.schemas.invoices import record_fields
 from tests.conftest import run_cli
 from tests.invoices.conftest import BILLER, EXPECTED, NOW, SAMPLE_EXTRACT, STAMP, read_records
 

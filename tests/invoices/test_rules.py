@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from caselle_ic.errors import NothingToWriteError
-from caselle_ic.invoice_pipeline import run_invoice_file
-from schemas.invoices import record_fields
+from caselle_ic.invoices.pipeline import run_invoice_file
+from caselle_ic.schemas.invoices import record_fields
 from tests.invoices.conftest import (
     NOW,
     by_type,

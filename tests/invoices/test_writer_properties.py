@@ -21,9 +21,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caselle_ic.invoice_writer import RecordSet, invoice_file_name, write_invoice_file
-from caselle_ic.invoices import MESSAGE_FIELDS, split_message
-from schemas.invoices import clean_value, record_fields
+from caselle_ic.invoices.build import MESSAGE_FIELDS, split_message
+from caselle_ic.invoices.writer import RecordSet, invoice_file_name, write_invoice_file
+from caselle_ic.schemas.invoices import clean_value, record_fields
 
 NOW = datetime(2026, 11, 1, 6, 0, 0)
 CR_TEXT = [f.ic_field for f in record_fields("CR") if f.format == "text"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from caselle_ic.csvin import read_text_csv
-from caselle_ic.output import write_bytes_atomic, write_rejects
-from caselle_ic.report import RunResult
-from caselle_ic.values import parse_cents
+from caselle_ic.result import RunResult
+from caselle_ic.tabular.csvin import read_text_csv
+from caselle_ic.tabular.output import write_bytes_atomic, write_rejects
+from caselle_ic.tabular.values import parse_cents
 
 GOOD = "account_number,amount\n001001,10.00\n001002,20.50\n"
 GOOD2 = "account_number,amount\n001003,1.00\n"
@@ -44,8 +44,8 @@ def total_handler(calls: list[str] | None = None):
 
 
 def main(config: str, url: str, log: str) -> None:
-    from caselle_ic.config import load_config
-    from caselle_ic.inbox import process_inbox
+    from caselle_ic.config.model import load_config
+    from caselle_ic.ops.inbox import process_inbox
 
     calls: list[str] = []
     process_inbox(load_config(config), "payments", total_handler(calls), ledger_url=url, settle_seconds=0)

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from caselle_ic.demo import MARKER, prepare_workdir, stage_inputs
 from caselle_ic.errors import OutputError
+from caselle_ic.ops.demo import MARKER, prepare_workdir, stage_inputs
 
 from .conftest import SAMPLES
 
 MERGED = all(
     importlib.util.find_spec(m) is not None
     for m in (
-        "caselle_ic.invoice_pipeline",
-        "caselle_ic.payment_pipeline",
-        "caselle_ic.paperless",
-        "caselle_ic.balance",
+        "caselle_ic.invoices.pipeline",
+        "caselle_ic.payments.pipeline",
+        "caselle_ic.sync.paperless",
+        "caselle_ic.sync.balance",
         "caselle_ic.emulator.process",
     )
 )
@@ -49,7 +49,7 @@ def test_workdir_is_made_cleared_and_foreign_dirs_are_refused(tmp_path: Path) ->
 
 
 def test_samples_are_staged_under_names_the_inbox_routes(tmp_path: Path) -> None:
-    from caselle_ic.inbox import classify
+    from caselle_ic.ops.inbox import classify
 
     staged = stage_inputs(tmp_path / "inbox")
     for kind, path in staged.items():
@@ -65,8 +65,8 @@ def test_demo_end_to_end_through_a_real_prefect_server(
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
-    from caselle_ic.demo import run_demo
-    from caselle_ic.prefect_server import ensure_server, stop_server
+    from caselle_ic.ops.demo import run_demo
+    from caselle_ic.ops.prefect_server import ensure_server, stop_server
 
     from .test_prefect_server import free_port
 

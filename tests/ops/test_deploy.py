@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from caselle_ic.config import load_config
-from caselle_ic.deploy import fleet_plan, plan, render_prefect_yaml, runner_deployments
+from caselle_ic.config.model import load_config
 from caselle_ic.errors import ConfigError
+from caselle_ic.ops.deploy import fleet_plan, plan, render_prefect_yaml, runner_deployments
 
 from .conftest import ROOT, SAMPLES
 
@@ -137,7 +137,7 @@ def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: P
     cfg = load_config(biller_toml)
     cfg.paths.inbox.mkdir(parents=True)
     (cfg.paths.inbox / "readme.txt").write_text("not an input")  # listed as unrecognised
-    specs = [s for s in plan([biller_toml]) if s.flow_ref[0] == "flows.ops" and s.name == SLUG]
+    specs = [s for s in plan([biller_toml]) if s.flow_ref[0] == "caselle_ic.flows.ops" and s.name == SLUG]
     ids = {f"{d.flow_name}/{d.name}": d.apply() for d in runner_deployments(specs)}
     assert set(ids) == {f"{k}-inbox/{SLUG}" for k in ("invoice", "adjustments", "payments", "paperless")}
 
@@ -188,7 +188,7 @@ def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: P
 def test_all_billers_fans_out_once_per_biller_and_period(prefect_harness: None, biller_toml: Path) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.ops import all_billers
+    from caselle_ic.flows.ops import all_billers
 
     configs = [_with_schedule(biller_toml, "", f"Fanout Town {i}") for i in range(3)]
     specs = [s for s in plan(configs) if s.flow_name == "paperless-inbox"]
@@ -235,7 +235,8 @@ def test_shared_ledger_goes_to_the_inbox_deployments_without_a_password() -> Non
 
 
 SERVE_READY = all(
-    __import__("importlib").util.find_spec(m) is not None for m in ("flows.invoices", "flows.balance")
+    __import__("importlib").util.find_spec(m) is not None
+    for m in ("caselle_ic.flows.invoices", "caselle_ic.flows.balance")
 )
 
 

@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from caselle_ic.config import BillerConfig, load_config
-from caselle_ic.csvin import read_text_csv
+from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import LedgerError
-from caselle_ic.inbox import (
+from caselle_ic.ops.inbox import (
     InboxStore,
     classify,
     default_ledger_url,
@@ -30,7 +29,8 @@ from caselle_ic.inbox import (
     process_inbox,
     scan_inbox,
 )
-from caselle_ic.report import RunResult
+from caselle_ic.result import RunResult
+from caselle_ic.tabular.csvin import read_text_csv
 
 from .inboxkit import GOOD, GOOD2, MISSING_COLUMN, WITH_BAD_ROW, total_handler
 
@@ -168,7 +168,7 @@ def test_failed_content_is_retried_and_same_name_does_not_overwrite(cfg: BillerC
 
 
 def test_busy_and_stale_claims(cfg: BillerConfig) -> None:
-    from caselle_ic.inbox import sha256_file
+    from caselle_ic.ops.inbox import sha256_file
 
     path = drop(cfg, "y_payments.csv", GOOD)
     url = default_ledger_url(cfg)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from caselle_ic.config import load_config
+from caselle_ic.config.model import load_config
 from caselle_ic.logsafe import (
     FILTER,
     REDACTED,

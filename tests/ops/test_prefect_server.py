@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from caselle_ic.errors import ServiceError
-from caselle_ic.prefect_server import (
+from caselle_ic.ops.prefect_server import (
     PID_FILE,
     ensure_server,
     is_healthy,
@@ -43,7 +43,7 @@ def test_server_outlives_its_starter_is_reused_and_stops(tmp_path: Path) -> None
     # 1. a short-lived process starts it (as `caselle-ic demo` does) and exits
     code = (
         "import json, sys\n"
-        "from caselle_ic.prefect_server import ensure_server\n"
+        "from caselle_ic.ops.prefect_server import ensure_server\n"
         f"h = ensure_server(port={port}, home={str(home)!r}, use_env=False)\n"
         "print(json.dumps({'pid': h.pid, 'started': h.started, 'seconds': h.startup_seconds}))\n"
     )

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from caselle_ic.config import load_config
-from caselle_ic.deploy import render_prefect_yaml
-from caselle_ic.prefect_server import ensure_server, stop_server
+from caselle_ic.config.model import load_config
+from caselle_ic.ops.deploy import render_prefect_yaml
+from caselle_ic.ops.prefect_server import ensure_server, stop_server
 
 from .conftest import ROOT
 from .test_prefect_server import free_port

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from caselle_ic.config import BillerConfig, load_config
+from caselle_ic.config.model import BillerConfig, load_config
 
 #: The seed's worked example (technical design, "JSON Configurations for Payment Codes").
 SEED_131 = {

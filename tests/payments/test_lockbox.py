@@ -11,10 +11,11 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from caselle_ic.codes import load_payment_codes, resolve_codes
-from caselle_ic.config import load_config, resolve_now
+from caselle_ic.config.model import load_config, resolve_now
 from caselle_ic.errors import ConfigError, OutputError
-from caselle_ic.lockbox import (
+from caselle_ic.payments.codes import load_payment_codes, resolve_codes
+from caselle_ic.payments.export import read_payment_export
+from caselle_ic.payments.lockbox import (
     FILE_COLUMN,
     LINE_COLUMN,
     format_amounts,
@@ -22,7 +23,6 @@ from caselle_ic.lockbox import (
     plan_lockbox_files,
     write_lockbox_files,
 )
-from caselle_ic.payments_read import read_payment_export
 from tests.conftest import SAMPLES
 from tests.payments.paykit import UNSET, make_cfg  # noqa: F401  (a fixture)
 

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caselle_ic.codes import (
+from caselle_ic.config.model import load_config
+from caselle_ic.errors import ConfigError
+from caselle_ic.payments.codes import (
     CARD_VENDORS,
     OBD_VENDORS,
     PAYMENT_TYPES,
@@ -24,8 +26,6 @@ from caselle_ic.codes import (
     resolve_one,
     template_json,
 )
-from caselle_ic.config import load_config
-from caselle_ic.errors import ConfigError
 from tests.conftest import SAMPLES
 from tests.payments.paykit import UNSET, make_cfg  # noqa: F401  (a fixture)
 
@@ -263,7 +263,7 @@ def test_setting_131_missing_or_empty_uses_fallback_silently(make_cfg, text):
     ],
 )
 def test_invalid_json_is_one_warning_and_fallback(make_cfg, caplog, text):
-    with caplog.at_level(logging.WARNING, logger="caselle_ic.codes"):
+    with caplog.at_level(logging.WARNING, logger="caselle_ic.payments.codes"):
         codes = load_payment_codes(make_cfg(text))
     assert codes.json_state == "invalid"
     assert len(codes.warnings) == 1
@@ -421,7 +421,7 @@ def test_resolve_codes_skips_reversals_and_keeps_rows(make_cfg):
 def test_resolve_codes_matches_resolve_one_on_the_sample(make_cfg):
     cfg = load_config(SAMPLES / "biller.toml")
     codes = load_payment_codes(cfg)
-    from caselle_ic.payments_read import read_payment_export
+    from caselle_ic.payments.export import read_payment_export
 
     valid = read_payment_export(SAMPLES / "payments.csv", cfg).payments
     out = resolve_codes(valid, codes)
@@ -500,7 +500,7 @@ _payment = st.tuples(
 
 
 def _config(entries: list[dict], fb64: tuple[int, int, int], fb65: tuple[int, int, int]) -> PaymentCodeConfig:
-    from caselle_ic.codes import parse_setting_131
+    from caselle_ic.payments.codes import parse_setting_131
 
     parsed, state, warnings = parse_setting_131(json.dumps({"PaymentSettings": entries}))
     return PaymentCodeConfig(

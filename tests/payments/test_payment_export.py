@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from caselle_ic.config import load_config
+from caselle_ic.config.model import load_config
 from caselle_ic.errors import InputError
-from caselle_ic.payments_read import read_payment_export
-from schemas.payments import column_names, export_columns
+from caselle_ic.payments.export import read_payment_export
+from caselle_ic.schemas.payments import column_names, export_columns
 from tests.conftest import SAMPLES
 from tests.payments.paykit import make_cfg  # noqa: F401  (a fixture)
 

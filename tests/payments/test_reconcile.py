@@ -8,11 +8,11 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from caselle_ic.codes import load_payment_codes, resolve_codes
-from caselle_ic.config import load_config
-from caselle_ic.lockbox import plan_lockbox_files
-from caselle_ic.payments_read import read_payment_export
-from caselle_ic.reconcile import (
+from caselle_ic.config.model import load_config
+from caselle_ic.payments.codes import load_payment_codes, resolve_codes
+from caselle_ic.payments.export import read_payment_export
+from caselle_ic.payments.lockbox import plan_lockbox_files
+from caselle_ic.payments.reconcile import (
     DIFFERENCE,
     OK,
     export_frame,

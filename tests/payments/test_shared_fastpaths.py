@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caselle_ic.csvin import read_text_csv
-from caselle_ic.values import parse_cents
-from schemas.payments import split_iso_datetime
+from caselle_ic.schemas.payments import split_iso_datetime
+from caselle_ic.tabular.csvin import read_text_csv
+from caselle_ic.tabular.values import parse_cents
 
 _AMOUNT = re.compile(r"(-)?\$?(\d{1,3}(?:,\d{3})+|\d*)(?:\.(\d{1,2}))?")
 

@@ -31,7 +31,7 @@ async def _read(flow_run_id):  # type: ignore[no-untyped-def]
 
 
 def test_daily_payments_flow(prefect_harness, emu: EmulatorProcess, cfg_path: Path, tmp_path: Path):
-    from flows.payments import daily_payments
+    from caselle_ic.flows.payments import daily_payments
 
     rows = [dp(i) for i in range(12)] + [lb(0)]
     export = write_export(tmp_path / "pay.csv", rows)

@@ -1,4 +1,4 @@
-"""The ledger side of exactly once (caselle_ic/payment_ledger.py) on SQLite and PostgreSQL:
+"""The ledger side of exactly once (caselle_ic/store/payments.py) on SQLite and PostgreSQL:
 claims never overlap, only dead runs' claims are taken over, a GUID is never overwritten."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from caselle_ic.ledger import open_ledger, payments, run_leases, utc_text
-from caselle_ic.payment_ledger import HOST, PaymentBook, process_start
+from caselle_ic.store.ledger import open_ledger, payments, run_leases, utc_text
+from caselle_ic.store.payments import HOST, PaymentBook, process_start
 
 BILLER = "b-test"
 
@@ -186,7 +186,7 @@ def test_empty_intake(ledger_url: str):
 
 def test_a_version_2_ledger_is_upgraded_with_in_doubt_until(ledger_url: str, monkeypatch):
     """Migration 3 adds a column to a ledger that already ran migration 2 (as shipped)."""
-    from caselle_ic import ledger as ledger_module
+    from caselle_ic.store import ledger as ledger_module
 
     shipped = ledger_module.MIGRATIONS
     monkeypatch.setattr(ledger_module, "MIGRATIONS", shipped[:2])

@@ -17,7 +17,7 @@ from typing import IO
 import pandas as pd
 
 from caselle_ic.errors import OutputError
-from caselle_ic.values import spreadsheet_safe
+from caselle_ic.tabular.values import spreadsheet_safe
 
 REASON = "reason"
 

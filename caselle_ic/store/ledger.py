@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from caselle_ic.config import BillerConfig
+from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import ConfigError, LedgerError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -31,24 +31,24 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from caselle_ic import payment_ledger as posting
-from caselle_ic.codes import PaymentCodeConfig, load_payment_codes, resolve_codes
-from caselle_ic.config import BillerConfig, load_config, resolve_now
-from caselle_ic.csvin import LINE
-from caselle_ic.ledger import biller_key, ledger_url_for, open_ledger
-from caselle_ic.output import REASON, write_rejects
-from caselle_ic.payments_read import PaymentExport, read_payment_export
-from caselle_ic.posting import PaymentBook, PostingOptions, PostingRun
-from caselle_ic.reconcile import (
+from caselle_ic.config.model import BillerConfig, load_config, resolve_now
+from caselle_ic.payments.codes import PaymentCodeConfig, load_payment_codes, resolve_codes
+from caselle_ic.payments.export import PaymentExport, read_payment_export
+from caselle_ic.payments.posting import PaymentBook, PostingOptions, PostingRun
+from caselle_ic.payments.reconcile import (
     DIFFERENCE,
     export_frame,
     read_quarantine_frame,
     reconcile,
     write_reconciliation_csv,
 )
-from caselle_ic.report import RunResult
-from caselle_ic.values import cents_to_str
-from schemas.payments import column_names
+from caselle_ic.result import RunResult
+from caselle_ic.schemas.payments import column_names
+from caselle_ic.store import payments as posting
+from caselle_ic.store.ledger import biller_key, ledger_url_for, open_ledger
+from caselle_ic.tabular.csvin import LINE
+from caselle_ic.tabular.output import REASON, write_rejects
+from caselle_ic.tabular.values import cents_to_str
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +433,7 @@ def build_result(
         )
     elif stats.errors:
         result.notes.extend(f"Caselle: {e}" for e in stats.errors[:3])
-    if counts["pending"]:  # lines a rerun of this export would still send (caselle_ic.inbox)
+    if counts["pending"]:  # lines a rerun of this export would still send (caselle_ic.ops.inbox)
         result.extra["retry_later"] = counts["pending"]
     result.extra["engine"] = {
         "answers": stats.answers,

@@ -58,8 +58,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from caselle_ic.client import CaselleClient, ItemOutcome, Purpose, Receipt, ReceiptInput
-from caselle_ic.config import BillerConfig
+from caselle_ic.config.model import BillerConfig
+from caselle_ic.connect.client import CaselleClient, ItemOutcome, Purpose, Receipt, ReceiptInput
 from caselle_ic.errors import (
     AlreadyVoidedError,
     CaselleAPIError,
@@ -71,8 +71,8 @@ from caselle_ic.errors import (
     RetriableError,
 )
 from caselle_ic.failpoints import failpoint
-from caselle_ic.ledger import Ledger, utc_text
-from caselle_ic.payment_ledger import (
+from caselle_ic.store.ledger import Ledger, utc_text
+from caselle_ic.store.payments import (
     FILE,
     FILED,
     FILING,
@@ -92,7 +92,7 @@ from caselle_ic.payment_ledger import (
     PaymentBook,
     _chunks,
 )
-from caselle_ic.values import cents_to_decimal
+from caselle_ic.tabular.values import cents_to_decimal
 
 log = logging.getLogger(__name__)
 
@@ -498,7 +498,7 @@ class PostingRun:
         """Put every pending File payment in a lockbox file, exactly once across runs:
         reserve the names (with the bytes' SHA-256) and record each payment's file and
         line, write the files, then mark the payments ``filed``."""
-        from caselle_ic.lockbox import plan_lockbox_files
+        from caselle_ic.payments.lockbox import plan_lockbox_files
 
         rows = self.book.claim_files()
         if not rows:

@@ -42,10 +42,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caselle_ic.codes import parse_fallback
-from caselle_ic.config import BillerConfig, Setting
+from caselle_ic.config.model import BillerConfig, Setting
 from caselle_ic.errors import ConfigError, OutputError
-from caselle_ic.output import REASON, atomic_output
+from caselle_ic.payments.codes import parse_fallback
+from caselle_ic.tabular.output import REASON, atomic_output
 
 MAX_DISTRIBUTION_CODE = 9999
 MAX_PAYMENT_CODE = 99

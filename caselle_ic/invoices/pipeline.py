@@ -4,7 +4,7 @@
 Prefect flows in ``flows/invoices.py`` call it with a ``step`` wrapper that turns each
 step into a Prefect task, so the sequence exists once.
 
-Exit statuses (through :class:`~caselle_ic.report.RunResult` and the CLI):
+Exit statuses (through :class:`~caselle_ic.result.RunResult` and the CLI):
 0 every statement written; 1 the file was written and some statements were quarantined
 (rejects in ``OUT/rejects/``); 2 nothing written — an unreadable input or config, or
 every statement quarantined (:class:`~caselle_ic.errors.NothingToWriteError`; the
@@ -18,13 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from caselle_ic.config import load_config, resolve_now
+from caselle_ic.config.model import load_config, resolve_now
 from caselle_ic.errors import InputError, NothingToWriteError
-from caselle_ic.invoice_writer import invoice_file_name, write_invoice_file
-from caselle_ic.invoices import build_records, check_extract, read_extract
-from caselle_ic.output import write_rejects
-from caselle_ic.report import RunResult
-from caselle_ic.values import format_cents
+from caselle_ic.invoices.build import build_records, check_extract, read_extract
+from caselle_ic.invoices.writer import invoice_file_name, write_invoice_file
+from caselle_ic.result import RunResult
+from caselle_ic.tabular.output import write_rejects
+from caselle_ic.tabular.values import format_cents
 
 F = TypeVar("F", bound=Callable[..., Any])
 Step = Callable[[F], F]

@@ -1,12 +1,12 @@
 """Prefect artifacts an analyst reads in the UI after a run (SPEC §10).
 
-:func:`publish_run_artifacts` turns any flow's :class:`~caselle_ic.report.RunResult`
+:func:`publish_run_artifacts` turns any flow's :class:`~caselle_ic.result.RunResult`
 into:
 
 * ``<kind>-<biller>-summary`` (markdown): inputs, counts in/out/quarantined, totals, outputs,
   where the rejects went, and the run's notes;
 * ``<kind>-<biller>-quarantined`` (table): the quarantined records through
-  :func:`~caselle_ic.report.analyst_view` (account numbers masked to their last 4
+  :func:`~caselle_ic.result.analyst_view` (account numbers masked to their last 4
   characters, no e-mail, phone or street address), at most :data:`MAX_TABLE_ROWS` rows;
 * ``<kind>-<biller>-<table>`` (table) for each entry of ``result.tables``, through the same view.
 
@@ -23,7 +23,7 @@ from uuid import UUID
 
 import pandas as pd
 
-from caselle_ic.report import RunResult, analyst_view
+from caselle_ic.result import RunResult, analyst_view
 
 #: The quarantined-records table shows at most this many rows (the rejects file has all).
 MAX_TABLE_ROWS = 500

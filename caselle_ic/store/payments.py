@@ -1,7 +1,7 @@
 """The ledger side of the daily payments: the ``payments`` table (the seed's "data pump
 response table"), lockbox file reservations and run leases (SPEC §6).
 
-:class:`PaymentBook` is every query the posting engine (:mod:`caselle_ic.posting`) makes,
+:class:`PaymentBook` is every query the posting engine (:mod:`caselle_ic.payments.posting`) makes,
 for one biller as seen by one run. Claims are compare-and-set updates (``WHERE state =
 'pending'``) under ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL and ``BEGIN
 IMMEDIATE`` on SQLite, so two runs never hold the same row. A claim is taken over only
@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from caselle_ic.ledger import Ledger, lockbox_files, payments, run_leases, utc_text
+from caselle_ic.store.ledger import Ledger, lockbox_files, payments, run_leases, utc_text
 
 log = logging.getLogger(__name__)
 

@@ -122,14 +122,14 @@ def _prefect_api(url: str | None) -> Iterator[None]:
 def _run_pickup(kind: str, cfg_path: Path, prefect: bool) -> dict[str, Any]:
     """One inbox pickup, as the scheduled deployment runs it; returns its summary."""
     if prefect:
-        from flows.ops import INBOX_FLOW_FUNCTIONS
+        from caselle_ic.flows.ops import INBOX_FLOW_FUNCTIONS
 
         try:
             return dict(INBOX_FLOW_FUNCTIONS[kind](config=str(cfg_path), settle_seconds=0))
         except InboxError as exc:
             return exc.summary
-    from caselle_ic.config import load_config
-    from caselle_ic.inbox import make_handler, process_inbox
+    from caselle_ic.config.model import load_config
+    from caselle_ic.ops.inbox import make_handler, process_inbox
 
     cfg = load_config(cfg_path)
     handler = make_handler(kind, cfg_path, via_flow=False)  # type: ignore[arg-type]
@@ -163,10 +163,10 @@ def _expect(step: Step, ok: bool, what: str) -> None:
 
 def run_demo(workdir: str | Path | None = None, prefect: bool = True) -> int:
     """Run the demo; exit status as in the module docstring."""
-    from caselle_ic.config import load_config
+    from caselle_ic.config.model import load_config
     from caselle_ic.emulator.process import EmulatorProcess
     from caselle_ic.logsafe import install_redaction
-    from caselle_ic.prefect_server import ensure_server
+    from caselle_ic.ops.prefect_server import ensure_server
 
     started = time.monotonic()
     wd = prepare_workdir(workdir)
@@ -238,11 +238,11 @@ def _balance_step(cfg_path: Path, wd: Path, outbox: Path, prefect: bool) -> Step
     accounts.write_text("\n".join(DEMO_ACCOUNTS) + "\n", encoding="utf-8")
     try:
         if prefect:
-            from flows.balance import balance_refresh
+            from caselle_ic.flows.balance import balance_refresh
 
             result = balance_refresh(accounts=str(accounts), config=str(cfg_path), out_dir=str(outbox))
         else:
-            from caselle_ic.balance import run_balance_refresh
+            from caselle_ic.sync.balance import run_balance_refresh
 
             result = run_balance_refresh(accounts, cfg_path, outbox)
     except CaselleICError as exc:

@@ -27,13 +27,13 @@ from typing import Any
 
 import pandas as pd
 
-from caselle_ic.client import CaselleClient
-from caselle_ic.config import BillerConfig, load_config
-from caselle_ic.csvin import LINE, read_text_csv
+from caselle_ic.config.model import BillerConfig, load_config
+from caselle_ic.connect.client import CaselleClient
 from caselle_ic.errors import CaselleAPIError, FatalAPIError
-from caselle_ic.ledger import Ledger, biller_key, ledger_url_for, open_ledger, utc_text
-from caselle_ic.output import REASON, write_rejects
-from caselle_ic.report import RunResult
+from caselle_ic.result import RunResult
+from caselle_ic.store.ledger import Ledger, biller_key, ledger_url_for, open_ledger, utc_text
+from caselle_ic.tabular.csvin import LINE, read_text_csv
+from caselle_ic.tabular.output import REASON, write_rejects
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from caselle_ic.errors import OutputError
-from caselle_ic.output import atomic_output
-from caselle_ic.values import arrow_strings, lstr
-from schemas.invoices import CONTROL_CLASS, FieldSpec, record_fields
+from caselle_ic.schemas.invoices import CONTROL_CLASS, FieldSpec, record_fields
+from caselle_ic.tabular.output import atomic_output
+from caselle_ic.tabular.values import arrow_strings, lstr
 
 FILE_PREFIX = "INVCLD_CSLSTMT101_"
 #: Statements per block written (bounds memory; large enough to amortise the calls).

@@ -45,7 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caselle_ic.config import BillerConfig, Setting
+from caselle_ic.config.model import BillerConfig, Setting
 from caselle_ic.errors import ConfigError
 
 log = logging.getLogger(__name__)

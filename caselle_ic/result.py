@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from caselle_ic.values import mask_account
+from caselle_ic.tabular.values import mask_account
 
 #: Columns never shown to an analyst (personal data).
 PERSONAL_COLUMNS = ("email", "phone", "address1", "address2")

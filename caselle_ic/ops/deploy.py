@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caselle_ic.config import BillerConfig, load_config
+from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError
-from caselle_ic.inbox import KINDS, load_ref
+from caselle_ic.ops.inbox import KINDS, load_ref
 
 WORK_POOL = "caselle-ic"
 TAG = "caselle-ic"
@@ -61,28 +61,29 @@ class DeploymentSpec:
 
     @property
     def entrypoint(self) -> str:
+        # a path from the checkout's root, where flows/ is the design card's top level
         module, attr = self.flow_ref
-        return f"{module.replace('.', '/')}.py:{attr}"
+        return f"{module.removeprefix('caselle_ic.').replace('.', '/')}.py:{attr}"
 
 
 _INBOX = {
     "invoices": (
-        ("flows.ops", "invoice_inbox"),
+        ("caselle_ic.flows.ops", "invoice_inbox"),
         "invoice-inbox",
         "Statement extracts waiting in the inbox -> IC invoice files in the outbox",
     ),
     "adjustments": (
-        ("flows.ops", "adjustments_inbox"),
+        ("caselle_ic.flows.ops", "adjustments_inbox"),
         "adjustments-inbox",
         "Adjustments extracts waiting in the inbox -> IC invoice files in the outbox",
     ),
     "payments": (
-        ("flows.ops", "payments_inbox"),
+        ("caselle_ic.flows.ops", "payments_inbox"),
         "payments-inbox",
         "IC payment exports waiting in the inbox -> Data Pump receipts, voids, lockbox files",
     ),
     "paperless": (
-        ("flows.ops", "paperless_inbox"),
+        ("caselle_ic.flows.ops", "paperless_inbox"),
         "paperless-inbox",
         "Paperless change logs waiting in the inbox -> Caselle paper-statement flags",
     ),
@@ -151,7 +152,7 @@ def biller_plan(
     outbox = outbox_param or str(cfg.paths.outbox)
     specs.append(
         DeploymentSpec(
-            ("flows.invoices", "adjustments_file"),
+            ("caselle_ic.flows.invoices", "adjustments_file"),
             "adjustments-file",
             cfg.slug,
             {"config": config_param, "out_dir": outbox},
@@ -161,7 +162,7 @@ def biller_plan(
     )
     specs.append(
         DeploymentSpec(
-            ("flows.balance", "balance_refresh"),
+            ("caselle_ic.flows.balance", "balance_refresh"),
             "balance-refresh",
             cfg.slug,
             {"config": config_param, "out_dir": outbox},
@@ -176,7 +177,7 @@ def fleet_plan() -> list[DeploymentSpec]:
     """``all-billers/<kind>``: start the ``kind`` inbox run of every biller (on demand)."""
     return [
         DeploymentSpec(
-            ("flows.ops", "all_billers"),
+            ("caselle_ic.flows.ops", "all_billers"),
             "all-billers",
             kind,
             {"kind": kind},
@@ -264,7 +265,7 @@ def serve_billers(
     127.0.0.1:4200 first, so schedules and runs are kept and shown in its UI.
     """
     from caselle_ic.logsafe import install_redaction
-    from caselle_ic.prefect_server import ensure_server
+    from caselle_ic.ops.prefect_server import ensure_server
 
     cfgs = [load_config(p) for p in config_paths]
     install_redaction(cfgs)

@@ -54,7 +54,7 @@ from graphql import DocumentNode, GraphQLSchema, build_schema, print_ast, valida
 from graphql.language import OperationDefinitionNode, OperationType
 from pydantic import SecretStr
 
-from caselle_ic.config import BillerConfig, Endpoint
+from caselle_ic.config.model import BillerConfig, Endpoint
 from caselle_ic.errors import (
     ERROR_CODES,
     AuthError,
@@ -68,8 +68,8 @@ from caselle_ic.errors import (
     ServerError,
     TransportError,
 )
-from caselle_ic.values import mask_account_value
-from schemas import schema_sdl
+from caselle_ic.schemas import schema_sdl
+from caselle_ic.tabular.values import mask_account_value
 
 log = logging.getLogger(__name__)
 

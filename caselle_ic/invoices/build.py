@@ -39,25 +39,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caselle_ic.config import BillerConfig
-from caselle_ic.csvin import LINE, TextTable, read_text_table
+from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import RecordSchemaError
-from caselle_ic.invoice_writer import RecordSet, clean_text
-from caselle_ic.output import REASON
-from caselle_ic.parallel import column_map
-from caselle_ic.values import (
-    arrow_strings,
-    format_cents,
-    format_cents_array,
-    format_dates_array,
-    lstr,
-    map_distinct,
-    mask_account_value,
-    parse_cents,
-    parse_dates,
-    string_series,
-)
-from schemas.invoices import (
+from caselle_ic.invoices.writer import RecordSet, clean_text
+from caselle_ic.schemas.invoices import (
     ACCOUNT_CLEAN,
     BAD_CENTS,
     BAD_DATE,
@@ -72,6 +57,21 @@ from schemas.invoices import (
     required_extract_columns,
     statement_schema,
     validate,
+)
+from caselle_ic.tabular.csvin import LINE, TextTable, read_text_table
+from caselle_ic.tabular.output import REASON
+from caselle_ic.tabular.parallel import column_map
+from caselle_ic.tabular.values import (
+    arrow_strings,
+    format_cents,
+    format_cents_array,
+    format_dates_array,
+    lstr,
+    map_distinct,
+    mask_account_value,
+    parse_cents,
+    parse_dates,
+    string_series,
 )
 
 SPEC: dict[str, ExtractColumn] = {c.name: c for c in extract_columns()}

@@ -59,7 +59,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from caselle_ic.errors import CaselleICError, LedgerError
 from caselle_ic.logsafe import redact
-from caselle_ic.report import RunResult
+from caselle_ic.result import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def _move(src: Path, directory: Path, sha256: str) -> Path:
 
 
 def _write_note(path: Path, text: str) -> None:
-    from caselle_ic.output import write_bytes_atomic
+    from caselle_ic.tabular.output import write_bytes_atomic
 
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -686,31 +686,31 @@ PIPELINES: dict[Kind, Pipeline] = {
     "invoices": Pipeline(
         "invoices",
         "invoice-file",
-        ("flows.invoices", "invoice_file"),
-        ("caselle_ic.invoice_pipeline", "run_invoice_file"),
+        ("caselle_ic.flows.invoices", "invoice_file"),
+        ("caselle_ic.invoices.pipeline", "run_invoice_file"),
         "extract",
     ),
     "adjustments": Pipeline(
         "adjustments",
         "adjustments-file",
-        ("flows.invoices", "adjustments_file"),
-        ("caselle_ic.invoice_pipeline", "run_invoice_file"),
+        ("caselle_ic.flows.invoices", "adjustments_file"),
+        ("caselle_ic.invoices.pipeline", "run_invoice_file"),
         "extract",
         direct_extra=(("adjustments", True),),
     ),
     "payments": Pipeline(
         "payments",
         "daily-payments",
-        ("flows.payments", "daily_payments"),
-        ("caselle_ic.payment_pipeline", "run_daily_payments"),
+        ("caselle_ic.flows.payments", "daily_payments"),
+        ("caselle_ic.payments.pipeline", "run_daily_payments"),
         "export",
         ledger=True,
     ),
     "paperless": Pipeline(
         "paperless",
         "paperless-sync",
-        ("flows.paperless", "paperless_sync"),
-        ("caselle_ic.paperless", "run_paperless_sync"),
+        ("caselle_ic.flows.paperless", "paperless_sync"),
+        ("caselle_ic.sync.paperless", "run_paperless_sync"),
         "log",
         now=False,
         ledger=True,

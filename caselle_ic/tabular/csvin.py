@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from caselle_ic.errors import InputError
-from caselle_ic.values import empty_strings, string_series
+from caselle_ic.tabular.values import empty_strings, string_series
 
 LINE = "_line"
 

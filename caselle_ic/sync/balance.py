@@ -15,13 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from caselle_ic.client import CaselleClient
-from caselle_ic.config import BillerConfig, load_config, resolve_now
-from caselle_ic.csvin import LINE, normalize_header, read_text_csv
+from caselle_ic.config.model import BillerConfig, load_config, resolve_now
+from caselle_ic.connect.client import CaselleClient
 from caselle_ic.errors import InputError, UsageError
-from caselle_ic.output import REASON, atomic_output, write_rejects
-from caselle_ic.report import RunResult
-from caselle_ic.values import digits_only, format_cents, parse_cents, spreadsheet_safe
+from caselle_ic.result import RunResult
+from caselle_ic.tabular.csvin import LINE, normalize_header, read_text_csv
+from caselle_ic.tabular.output import REASON, atomic_output, write_rejects
+from caselle_ic.tabular.values import digits_only, format_cents, parse_cents, spreadsheet_safe
 
 KIND = "balance-refresh"
 BATCH_SIZE = 50

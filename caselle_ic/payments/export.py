@@ -27,10 +27,16 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caselle_ic.config import BillerConfig
-from caselle_ic.csvin import LINE, read_text_csv
-from caselle_ic.output import REASON
-from schemas.payments import always_required, column_names, payment_export_schema, prepare, row_reasons
+from caselle_ic.config.model import BillerConfig
+from caselle_ic.schemas.payments import (
+    always_required,
+    column_names,
+    payment_export_schema,
+    prepare,
+    row_reasons,
+)
+from caselle_ic.tabular.csvin import LINE, read_text_csv
+from caselle_ic.tabular.output import REASON
 
 UPPER = ("transaction_type", "card_vendor", "obd_vendor")
 LOWER = ("payment_guid", "original_payment_guid")

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from caselle_ic.output import atomic_output
-from caselle_ic.payments_read import PaymentExport
-from caselle_ic.values import cents_to_str, parse_cents
+from caselle_ic.payments.export import PaymentExport
+from caselle_ic.tabular.output import atomic_output
+from caselle_ic.tabular.values import cents_to_str, parse_cents
 
 KEY = ("transaction_type", "posting_method", "distribution_code", "payment_code")
 OUTCOMES = ("posted", "voided", "filed", "quarantined", "manual", "pending", "earlier")

@@ -1,0 +1,5 @@
+"""The biller file: TOML -> a frozen, validated model; secret references; setting IDs.
+
+Owns: ``model`` (BillerConfig, Setting, load_config). May import: ``caselle_ic.errors``,
+``caselle_ic.logsafe``. Nothing else in the package.
+"""

@@ -1,0 +1,5 @@
+"""Tables in and out: reading CSV as Arrow strings, exact money and text values, atomic
+output files with rejects, column work on threads.
+
+Owns: ``csvin``, ``values``, ``output``, ``parallel``. May import: ``caselle_ic.errors``.
+"""
