@@ -111,6 +111,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         fail_next=args.fail_next,
         drop_after_commit=args.drop_after_commit,
+        schema_variant=args.schema_variant,
     )
     return 0
 
@@ -251,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="fault: the next N mutation requests commit, then the connection drops",
+    )
+    sp.add_argument(
+        "--schema-variant",
+        metavar="missing-field|renamed-arg|FILE.graphql",
+        help="serve a schema that differs from ours (to test `caselle-ic check --live`)",
     )
     sp.set_defaults(func=cmd_emulator)
 
