@@ -136,6 +136,14 @@ def cmd_codes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from caselle_ic.ops.check import render_json, render_text, run_check
+
+    report = run_check(args.config, live=args.live, account=args.account)
+    print(render_json(report) if args.json else render_text(report))
+    return report.exit_status
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from caselle_ic.ops.demo import run_demo
 
@@ -271,6 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--obd-vendor")
     ep.add_argument("--invoice-type")
     ep.set_defaults(func=cmd_codes)
+
+    sp = sub.add_parser("check", help="is this biller file ready? settings, codes; --live: the endpoints")
+    sp.add_argument(
+        "--live", action="store_true", help="authenticate to every endpoint and compare its schema"
+    )
+    sp.add_argument("--account", metavar="N", help="also look up this customer number (RTDR, setting 8)")
+    sp.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    common(sp)
+    sp.set_defaults(func=cmd_check)
 
     sp = sub.add_parser("demo", help="everything end to end on data/samples against the emulator")
     sp.add_argument("--workdir", type=Path, default=None, help="where outputs go (default: ./demo-output)")
