@@ -147,7 +147,8 @@ def test_live_wrong_secret_names_the_settings(
     status, out = check(capsys, "--config", str(cfg), "--live")
     assert status == 2
     assert problems(out) == [
-        f"PROBLEM [settings {user}/127] the OAuth token URL refused the client id and secret of the {name} endpoint"
+        f"PROBLEM [settings {user}/127] the OAuth token URL refused the client id and secret of the "
+        f"{name} endpoint"
         for user, name in (("9", "rtdr"), ("12", "payments"), ("15", "paperless"))
     ]
     # HTTP basic (no setting 126): the endpoint's own username/password settings are named
