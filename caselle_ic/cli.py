@@ -144,6 +144,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    from caselle_ic.ops.trace import render_json, render_text, trace_payment
+
+    found = trace_payment(args.payment_guid, args.config, ledger_url=args.ledger)
+    print(render_json(found) if args.json else render_text(found))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from caselle_ic.ops.demo import run_demo
 
@@ -288,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="one JSON object on stdout")
     common(sp)
     sp.set_defaults(func=cmd_check)
+
+    sp = sub.add_parser(
+        "trace", help="the life of one payment: export line, codes, states, receipt/file, void"
+    )
+    sp.add_argument("payment_guid", metavar="PAYMENT_GUID", help="IC PaymentGUID (payment_guid column)")
+    sp.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    common(sp, ledger=True)
+    sp.set_defaults(func=cmd_trace)
 
     sp = sub.add_parser("demo", help="everything end to end on data/samples against the emulator")
     sp.add_argument("--workdir", type=Path, default=None, help="where outputs go (default: ./demo-output)")
