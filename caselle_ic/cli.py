@@ -195,6 +195,19 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_inbox_claims(args: argparse.Namespace) -> int:
+    from caselle_ic.config.model import load_config
+    from caselle_ic.ops import claims
+
+    cfg = load_config(args.config)
+    if args.release:
+        result = claims.release_claim(cfg, args.release, args.ledger, force=args.force)
+    else:
+        result = claims.list_claims(cfg, args.ledger, include_done=args.all)
+    print(json.dumps(result, indent=2) if args.json else claims.render_text(result))
+    return 0
+
+
 _INBOX_FLOW_FN = {
     "invoices": "invoice_inbox",
     "adjustments": "adjustments_inbox",
@@ -323,6 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(sp, ledger=True)
     sp.set_defaults(func=cmd_inbox)
+
+    sp = sub.add_parser("inbox-claims", help="list the inbox claims (who took which file), release one")
+    sp.add_argument(
+        "--release", metavar="SHA256|FILE", help="forget this claim: the content is processed again"
+    )
+    sp.add_argument(
+        "--force", action="store_true", help="release a claim even if its run may still be working"
+    )
+    sp.add_argument("--all", action="store_true", help="also list done claims (processed content)")
+    sp.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    common(sp, ledger=True)
+    sp.set_defaults(func=cmd_inbox_claims)
 
     sp = sub.add_parser("deployments", help="print a prefect.yaml of the billers' deployments (work pool)")
     sp.add_argument("--config", required=True, type=Path, action="append", metavar="BILLER.toml")
