@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from caselle_ic.errors import CaselleICError, InboxError, OutputError, ServiceError
+from caselle_ic.resources import SAMPLES
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
 MARKER = ".caselle-ic-demo"
 DEFAULT_WORKDIR = "demo-output"
 
