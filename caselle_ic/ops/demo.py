@@ -54,7 +54,6 @@ DEMO_INPUTS: dict[str, tuple[str, ...]] = {
 }
 #: Accounts the balance refresh looks up (sample accounts, one written with a separator).
 DEMO_ACCOUNTS = ("001001", "00-1017", "001050")
-DEMO_DIRS = ("inbox", "outbox", "archive", "error", "state")
 
 
 @dataclass
