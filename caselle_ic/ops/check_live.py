@@ -210,8 +210,12 @@ def check_endpoints(
                     client.oauth[0].token()
                 answer = client.execute(INTROSPECTION, operation="introspection")
             except TransportError as exc:
-                where = "126" if exc.operation == "oauth-token" else setting
-                problems.append(Problem(where, f"cannot reach the {name} endpoint: {exc}"))
+                if exc.operation == "oauth-token":  # one problem, whichever endpoint met it first
+                    found = Problem("126", f"{exc}")
+                else:
+                    found = Problem(setting, f"cannot reach the {name} endpoint: {exc}")
+                if found not in problems:
+                    problems.append(found)
                 item["auth"] = "unreachable"
                 continue
             except CaselleAPIError as exc:

@@ -175,6 +175,15 @@ def test_live_unreachable_endpoint_names_its_setting(
         "PROBLEM [setting 88 (rtdr_url_secondary)] cannot reach the rtdr-secondary endpoint: "
         "cannot reach the rtdr-secondary endpoint (connection refused) (operation=introspection)"
     ]
+    # the OAuth token URL (setting 126) down: named once, not once per endpoint
+    dead_token = f"http://127.0.0.1:{free_port()}/oauth/token"
+    cfg = _config_for(emulator, tmp_path, monkeypatch, settings={"126": dead_token})
+    status, out = check(capsys, "--config", str(cfg), "--live")
+    assert status == 2
+    assert problems(out) == [
+        "PROBLEM [setting 126 (oauth_url)] cannot reach the OAuth token URL (connection refused) "
+        "(operation=oauth-token)"
+    ]
 
 
 @pytest.mark.parametrize("variant_emulator", ["missing-field"], indirect=True)
