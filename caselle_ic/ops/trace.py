@@ -190,14 +190,16 @@ def _brief(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def trace_payment(guid: str, config: str | Path, *, ledger_url: str | None = None) -> dict[str, Any]:
+def trace_payment(
+    guid: str, config: BillerConfig | str | Path, *, ledger_url: str | None = None
+) -> dict[str, Any]:
     """Everything the ledger knows about one payment, as one JSON-able object.
 
     UsageError (exit 2) when the GUID is not in this biller's ledger."""
     guid = guid.strip()
     if not guid:
         raise UsageError("PAYMENT_GUID is empty: give the IC PaymentGUID of the payment")
-    cfg = load_config(config)
+    cfg = config if isinstance(config, BillerConfig) else load_config(config)
     biller = biller_key(cfg)
     ledger = _open(cfg, ledger_url)
     try:

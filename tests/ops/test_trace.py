@@ -202,3 +202,40 @@ def test_unknown_guid_and_missing_ledger(
     assert status == 2
     assert f"no ledger at {tmp_path / 'none.db'}: check --ledger" in err
     assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.postgres
+def test_trace_on_postgresql(
+    pg_url: str, biller_toml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same history on a PostgreSQL ledger: recorded by the payment book, read by trace."""
+    from caselle_ic.config.model import load_config
+    from caselle_ic.store.ledger import biller_key, open_ledger
+    from caselle_ic.store.payments import PaymentBook
+    from tests.posting.conftest import drop_schema, pg_schema_url
+    from tests.posting.test_payment_ledger import frame
+
+    schema, url = pg_schema_url(pg_url)
+    try:
+        export = tmp_path / "pay.csv"
+        export.write_text("x\n")
+        with open_ledger(url) as led:
+            run_id = led.start_run(biller_key(load_config(biller_toml)), "daily-payments", export)
+            book = PaymentBook(led, biller_key(load_config(biller_toml)), run_id)
+            book.intake(frame(2), "pay.csv")
+            (row, _) = book.claim_posts(5)
+            book.apply([{"guid": row["payment_guid"], "state": "rejected", "claim_owner": None,
+                         "reason": "Caselle refused: no customer 001001 (code=NOT_FOUND)"}])  # fmt: skip
+            led.finish_run(run_id, "quarantined")
+        status = cli.main(["trace", row["payment_guid"], "--config", str(biller_toml), "--ledger", url])
+        out, err = capsys.readouterr()
+        assert status == 0, err
+        assert "Outcome: rejected" in out
+        assert "  reason: Caselle refused: no customer ****1001 (code=NOT_FOUND)" in out
+        assert history(out) == [
+            "exported pay.csv line 2",
+            "state sending (attempt 1)",
+            "state rejected - Caselle refused: no customer ****1001 (code=NOT_FOUND)",
+        ]
+    finally:
+        drop_schema(pg_url, schema)
