@@ -83,6 +83,7 @@ _KEYS = {
 S131 = f"setting {int(Setting.PAYMENT_CODES_JSON)}"
 
 
+
 @dataclass(frozen=True)
 class CodeEntry:
     """One validated entry of setting 131. ``number`` is 1-based, as ``codes explain`` shows."""
