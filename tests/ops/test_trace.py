@@ -239,3 +239,19 @@ def test_trace_on_postgresql(
         ]
     finally:
         drop_schema(pg_url, schema)
+
+
+def test_payment_picked_up_from_the_inbox_names_the_archived_export(
+    sample_run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = sample_run.emu.write_config(tmp_path / "inboxed" / "biller.toml")
+    row = dp(9, day="2026-11-04", tag="trace-inbox")
+    write_export(tmp_path / "inboxed" / "inbox" / "payments-c.csv", [row])
+    done = run_cli("inbox", "--config", str(cfg), "--kind", "payments", "--settle", "0", env=sample_run.env)
+    assert done.returncode == 0, done.stderr
+    status = cli.main(["trace", row["payment_guid"], "--config", str(cfg)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    came_in = out.split("Came in:\n")[1].splitlines()[0]
+    assert came_in.startswith("  payments-c.csv line 2  (run ")
+    assert came_in.endswith(f"; archived as {tmp_path / 'inboxed' / 'archive' / 'payments-c.csv'})")
