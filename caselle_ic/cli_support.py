@@ -134,7 +134,8 @@ def log_dir_for(args: argparse.Namespace, cfg: Any) -> Path:
 def _where(exc: BaseException) -> str:
     """The innermost frame of our own code: ``payments/posting.py:478 in _post_batch``."""
     frames = traceback.extract_tb(exc.__traceback__)
-    ours = [f for f in frames if "caselle_ic" in f.filename and not f.filename.endswith("failpoints.py")]
+    plumbing = ("failpoints.py", "steps.py")  # where a fault is raised, not where it happened
+    ours = [f for f in frames if "caselle_ic" in f.filename and not f.filename.endswith(plumbing)]
     if not ours:
         return ""
     f = ours[-1]

@@ -94,10 +94,8 @@ def test_bad_now_exits_2_naming_it(biller: Path, tmp_path: Path) -> None:
         "soon",
     )
     assert r.returncode == 2
-    assert (
-        r.stderr
-        == "caselle-ic invoices: error: --now 'soon' is not YYYY-MM-DDTHH:MM:SS (optionally with +HH:MM or Z)\n"
-    )
+    why = "--now 'soon' is not YYYY-MM-DDTHH:MM:SS (optionally with +HH:MM or Z)"
+    assert r.stderr == f"caselle-ic invoices: error: {why}\n"
 
 
 def _invoices(biller: Path, out: Path, *extra: str, extract: Path = SAMPLES / "statements.csv", **env: str):
@@ -167,7 +165,8 @@ def test_log_level_shows_info_lines_with_time_level_and_logger(biller: Path, tmp
     assert r.returncode == 0, r.stderr
     line = next(ln for ln in r.stderr.splitlines() if "no payments file waiting" in ln)
     assert re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO caselle_ic\.ops\.inbox: inbox .* no payments file waiting",
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO caselle_ic\.ops\.inbox: "
+        r"inbox .* no payments file waiting",
         line,
     ), line
 
