@@ -214,11 +214,11 @@ def _emit(outcome: Outcome, args: argparse.Namespace) -> int:
 
     as_json = bool(getattr(args, "json", False))
     if isinstance(outcome, RunResult):
-        if as_json:
-            print(json.dumps(outcome.to_json(), ensure_ascii=False))
-        elif outcome.nothing_written:
+        if outcome.nothing_written:  # an error line, as for any other exit 2
             print(f"caselle-ic {args.command}: error: {outcome.error}", file=sys.stderr)
-        else:
+        if as_json:
+            print(json.dumps({"command": args.command, **outcome.to_json()}, ensure_ascii=False))
+        elif not outcome.nothing_written:
             for line in outcome.summary_lines():
                 print(line, file=sys.stderr)
         return int(outcome.exit_status)

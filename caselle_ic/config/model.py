@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -26,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from caselle_ic.config.tuning import PerformanceSection, PostingSection, with_env_overrides
 from caselle_ic.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Setting(IntEnum):
@@ -434,6 +437,7 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConf
     register_secrets([v.get_secret_value() for v in secrets.values()])
 
     b = parsed.biller
+    log.debug("loaded the biller file %s%s", src, "" if resolve_secrets else " (secrets not resolved)")
     return BillerConfig(
         source=src,
         name=b.name,

@@ -18,6 +18,7 @@ import pytest
 
 from caselle_ic.cli import COMMANDS, build_parser
 from tests.conftest import SAMPLES, VENV_BIN, run_cli
+from tests.invoices.conftest import line, statement, write_extract
 
 NOW = "2026-11-01T06:00:00"
 VERSION = "caselle-ic 0.1.0"
@@ -128,13 +129,16 @@ def test_json_is_one_object_with_exact_totals_and_the_same_exit_status(biller: P
 
 def test_json_when_nothing_is_written(biller: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("Acct No,Customer Name\r\n001001,A\r\n", encoding="utf-8")
+    write_extract(bad, statement("001001", [line("10/05/2026", "INVOICE", "X", "-2.00")]))
     plain = _invoices(biller, tmp_path / "o1", extract=bad)
     r = _invoices(biller, tmp_path / "o2", "--json", extract=bad)
     assert plain.returncode == r.returncode == 2
     doc = json.loads(r.stdout)
     assert doc["exit_status"] == 2 and doc["command"] == "invoices"
-    assert doc["error"] == plain.stderr.rstrip("\n")
+    assert r.stderr == f"caselle-ic invoices: error: {doc['error']}\n"
+    assert plain.stderr == r.stderr.replace(str(tmp_path / "o2"), str(tmp_path / "o1"))
+    assert doc["error"].startswith(f"every statement of {bad} was quarantined")
+    assert doc["outputs"] == [] and doc["rejects"].endswith(".rejects.csv")
 
 
 @pytest.mark.parametrize(
