@@ -55,6 +55,19 @@ def command(name: str, help: str, arguments: Arguments, *, loads_config: bool = 
     return register
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (keeps --help fast)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"caselle-ic {version()}")
+        parser.exit(0)
+
+
 def prefect_configured() -> bool:
     return bool(os.environ.get("PREFECT_API_URL"))
 
@@ -85,7 +98,7 @@ def ledger_arg(p: argparse.ArgumentParser, help: str = "SQLAlchemy URL of the le
 
 def common_options(p: argparse.ArgumentParser) -> None:
     """The options every command takes (SPEC §11 "Every command")."""
-    p.add_argument("--version", action="version", version=f"caselle-ic {version()}")
+    p.add_argument("--version", action=VersionAction)
     p.add_argument("--json", action="store_true", help="print the run's summary as one JSON object on stdout")
     p.add_argument(
         "--log-level",
@@ -319,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_STATUSES,
         formatter_class=raw,
     )
-    p.add_argument("--version", action="version", version=f"caselle-ic {version()}")
+    p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for c in COMMANDS.values():
         sp = sub.add_parser(
