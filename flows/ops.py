@@ -125,12 +125,6 @@ def paperless_inbox(
     return pickup("paperless", config, ledger_url=ledger_url, settle_seconds=settle_seconds)
 
 
-#: The pickup flow of each kind (the same objects caselle_ic.kinds loads).
-INBOX_FLOW_FUNCTIONS: dict[str, Any] = {
-    k.name: k.inbox.flow() for k in ALL_KINDS.values() if k.inbox is not None
-}
-
-
 # -- the fan-out ---------------------------------------------------------------------------
 def default_period(kind: str, when: datetime) -> str:
     """The period an idempotency key covers: the month for invoices, else the day (UTC)."""

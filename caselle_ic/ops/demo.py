@@ -122,10 +122,12 @@ def _prefect_api(url: str | None) -> Iterator[None]:
 def _run_pickup(kind: str, cfg_path: Path, prefect: bool) -> dict[str, Any]:
     """One inbox pickup, as the scheduled deployment runs it; returns its summary."""
     if prefect:
-        from caselle_ic.flows.ops import INBOX_FLOW_FUNCTIONS
+        from caselle_ic.kinds import get
 
+        rule = get(kind).inbox
+        assert rule is not None, kind
         try:
-            return dict(INBOX_FLOW_FUNCTIONS[kind](config=str(cfg_path), settle_seconds=0))
+            return dict(rule.flow()(config=str(cfg_path), settle_seconds=0))
         except InboxError as exc:
             return exc.summary
     from caselle_ic.config.model import load_config

@@ -55,13 +55,13 @@ def test_the_registry_is_what_the_inbox_and_the_deployments_read(tmp_path: Path)
 
 
 def test_flows_and_entrypoints_come_from_the_objects() -> None:
-    from caselle_ic.flows.ops import INBOX_FLOW_FUNCTIONS, INBOX_FLOWS, payments_inbox
+    from caselle_ic.flows.ops import INBOX_FLOWS, payments_inbox
     from caselle_ic.flows.payments import daily_payments
     from caselle_ic.ops.deploy import DeploymentSpec
 
     k = kinds.get("payments")
     assert k.flow() is daily_payments and k.flow().name == k.flow_name == "daily-payments"
-    assert k.inbox is not None and k.inbox.flow() is payments_inbox is INBOX_FLOW_FUNCTIONS["payments"]
+    assert k.inbox is not None and k.inbox.flow() is payments_inbox
     assert INBOX_FLOWS == {
         "invoices": "invoice-inbox",
         "adjustments": "adjustments-inbox",
