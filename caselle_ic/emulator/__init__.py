@@ -19,10 +19,11 @@ from typing import Any
 from caselle_ic.emulator.app import EmulatorApp, Faults
 from caselle_ic.emulator.store import SeedCustomer, Store, read_seed_extract
 from caselle_ic.errors import ConfigError
+from caselle_ic.resources import SAMPLES
 
 SECRET_ENV = "CASELLE_EMULATOR_SECRET"  # noqa: S105 - the name of the variable, not a secret
 #: Seeded when no ``--seed`` is given and the database has no customers yet.
-DEFAULT_SEED = Path(__file__).resolve().parents[2] / "data" / "samples" / "statements.csv"
+DEFAULT_SEED = SAMPLES / "statements.csv"
 
 log = logging.getLogger("caselle_ic.emulator")
 

@@ -31,8 +31,9 @@ from typing import Any
 import requests
 
 from caselle_ic.emulator import SECRET_ENV
+from caselle_ic.resources import SAMPLES
 
-SAMPLE_BILLER = Path(__file__).resolve().parents[2] / "data" / "samples" / "biller.toml"
+SAMPLE_BILLER = SAMPLES / "biller.toml"
 GRAPHQL_PATH = "/tp/api/cr0/graphql"
 #: The env vars the sample biller config reads its secrets from.
 CONFIG_SECRET_ENVS = ("CASELLE_RTDR_KEY", "CASELLE_DP_PASSWORD", "CASELLE_CLIENT_SECRET")

@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from caselle_ic.errors import CaselleICError, InboxError, OutputError, ServiceError
+from caselle_ic.resources import SAMPLES
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
 MARKER = ".caselle-ic-demo"
 DEFAULT_WORKDIR = "demo-output"
 
@@ -55,7 +54,6 @@ DEMO_INPUTS: dict[str, tuple[str, ...]] = {
 }
 #: Accounts the balance refresh looks up (sample accounts, one written with a separator).
 DEMO_ACCOUNTS = ("001001", "00-1017", "001050")
-DEMO_DIRS = ("inbox", "outbox", "archive", "error", "state")
 
 
 @dataclass
