@@ -4,8 +4,8 @@ Tuning knobs live in the biller file (``[posting]``, ``[performance]``: SPEC §1
 docs/operations.md); the variables below marked with a setting override that setting for
 every biller of the process, and are applied once, when the biller file is loaded
 (:func:`caselle_ic.config.model.load_config`): domain code never reads the environment
-for them. A bad value is a :class:`~caselle_ic.errors.ConfigError` naming the variable
-(exit 2).
+for them. A bad value is a configuration error naming the variable (exit 2), raised by
+:mod:`caselle_ic.config.tuning`. This module depends on nothing in the package.
 
 Secrets are not here: a biller file names them (``env:NAME`` / ``prefect-secret:NAME``).
 """
@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Literal
-
-from caselle_ic.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -87,27 +85,14 @@ BY_NAME = {v.name: v for v in VARS}
 OVERRIDES = {v.setting: v for v in VARS if v.setting}
 
 
-def override(setting: str) -> int | float | str | None:
-    """The environment's value for ``setting`` (e.g. ``[posting].workers``), or None."""
+def override(setting: str) -> tuple[EnvVar, str] | None:
+    """The variable overriding ``setting`` (e.g. ``[posting].workers``) and its raw value,
+    or None when no variable overrides it or the variable is unset or empty."""
     var = OVERRIDES.get(setting)
     if var is None:
         return None
     raw = os.environ.get(var.name, "").strip()
-    if not raw:
-        return None
-    if var.kind == "int":
-        if not raw.isdigit() or int(raw) < 1:
-            raise ConfigError(f"{var.name}={raw!r} must be a positive integer (it overrides {setting})")
-        return int(raw)
-    if var.kind == "float":
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if not value >= 0:
-            raise ConfigError(f"{var.name}={raw!r} must be a number of seconds (it overrides {setting})")
-        return value
-    return raw
+    return (var, raw) if raw else None
 
 
 def text(name: str) -> str:

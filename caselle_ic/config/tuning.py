@@ -12,6 +12,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from caselle_ic import env
+from caselle_ic.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -40,13 +41,30 @@ class PerformanceSection(_Strict):
 S = TypeVar("S", PostingSection, PerformanceSection)
 
 
+def _parse(var: env.EnvVar, raw: str, setting: str) -> int | float | str:
+    if var.kind == "int":
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"{var.name}={raw!r} must be a positive integer (it overrides {setting})")
+        return int(raw)
+    if var.kind == "float":
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not value >= 0:  # also refuses nan
+            raise ConfigError(f"{var.name}={raw!r} must be a number of seconds (it overrides {setting})")
+        return value
+    return raw
+
+
 def with_env_overrides(section: S, name: str) -> S:
     """``section`` with every field that an environment variable overrides replaced."""
     changes = {}
     for field in type(section).model_fields:
-        value = env.override(f"[{name}].{field}")
-        if value is not None:
-            changes[field] = value
+        setting = f"[{name}].{field}"
+        found = env.override(setting)
+        if found is not None:
+            changes[field] = _parse(*found, setting)
     return section.model_copy(update=changes) if changes else section
 
 
