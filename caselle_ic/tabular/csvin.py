@@ -91,7 +91,7 @@ def _line_break_counts(path: Path) -> tuple[int, int, int]:
             for at in range(0, len(raw), step):
                 # one byte of overlap so a CR+LF split between two chunks is seen
                 chunk = raw[at : at + step + 1]
-                is_lf = chunk[: step] == 10
+                is_lf = chunk[:step] == 10
                 lf += int(np.count_nonzero(is_lf))
                 is_cr = chunk == 13
                 cr += int(np.count_nonzero(is_cr[:step]))
