@@ -173,7 +173,7 @@ def test_json_shape(sample_run: Run) -> None:
     assert done.returncode == 0, done.stderr
     t = json.loads(done.stdout)
     assert set(t) == {
-        "payment_guid", "biller", "ledger", "payment", "came_in", "codes", "outcome",
+        "command", "payment_guid", "biller", "ledger", "payment", "came_in", "codes", "outcome",
         "reversals", "original", "events", "runs", "notes", "exit_status",
     }  # fmt: skip
     assert t["payment"]["amount"] == "84.17" and t["payment"]["account"] == "****1001"
