@@ -91,6 +91,25 @@ def cmd_paperless(args: argparse.Namespace) -> int:
     return _finish(result)
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """SPEC §11: prove a day's money landed; exit 0 clean, 1 discrepancies, 2 cannot run."""
+    from caselle_ic.audit.pipeline import run_audit
+
+    result = _run_pipeline(
+        "caselle_ic.flows.audit",
+        "daily_audit",
+        run_audit,
+        config=str(args.config),
+        day=args.date,
+        out_dir=str(args.out),
+        ledger_url=args.ledger,
+        exports=[str(p) for p in args.export] if args.export else None,
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), separators=(",", ":")))
+    return _finish(result)
+
+
 def cmd_balance(args: argparse.Namespace) -> int:
     from caselle_ic.config.model import load_config
     from caselle_ic.sync.balance import lookup_balance
@@ -230,6 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, ledger=True)
     sp.add_argument("--out", type=Path, metavar="DIR", help="where rejects go (default: [paths].outbox)")
     sp.set_defaults(func=cmd_paperless)
+
+    sp = sub.add_parser("audit", help="prove a day's payments landed in Caselle exactly once (SPEC §11)")
+    common(sp, out=True, ledger=True)
+    sp.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the payments' date")
+    sp.add_argument(
+        "--export",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="the day's export(s) (default: the archive)",
+    )
+    sp.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    sp.set_defaults(func=cmd_audit)
 
     sp = sub.add_parser("balance", help="RTDR balance of one account, as JSON")
     sp.add_argument("account", metavar="ACCOUNT")

@@ -9,7 +9,9 @@ Routes (every one needs credentials):
 * ``POST <any prefix>/oauth/token`` — client credentials (form fields ``client_id`` and
   ``client_secret``, or HTTP basic): ``{"access_token", "token_type": "Bearer", "expires_in"}``.
 * ``GET /_admin/state``, ``POST /_admin/faults``, ``POST /_admin/expire-tokens``,
-  ``GET /_admin/paper-updates``, ``GET /_admin/receipts`` — HTTP basic with the secret.
+  ``GET /_admin/paper-updates``, ``GET /_admin/receipts``, ``POST /_admin/receipts/<op>``
+  (hand edits: void, change, duplicate, delete), ``GET /_admin/requests`` — HTTP basic
+  with the secret (see ``emulator/admin.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ariadne.asgi import GraphQL
 from graphql import GraphQLError, OperationType, parse
 from graphql.language import OperationDefinitionNode
 
+from caselle_ic.emulator.admin import RequestLog, receipt_operation
 from caselle_ic.emulator.store import Store, StoreError
 from caselle_ic.schemas import schema_sdl
 
@@ -366,6 +369,7 @@ class EmulatorApp:
         self._secret = secret.encode()
         self.faults = Faults(token_ttl=token_ttl)
         self._tokens: dict[str, float] = {}  # token -> expiry (time.time())
+        self.requests = RequestLog()  # GET /_admin/requests: what was asked (audit: no mutation)
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {
             "graphql_requests": 0,
@@ -483,6 +487,7 @@ class EmulatorApp:
         if not self._authorized(scope):
             await self._unauthenticated(send, graphql=True)
             return
+        self.requests.record(body)
         flags: dict[str, bool] = {}
         drop = False
         if scope.get("method") == "POST" and _is_mutation(body):
@@ -570,6 +575,13 @@ class EmulatorApp:
             await _respond(send, 200, self.store.paper_updates())
         elif path == "/_admin/receipts" and method == "GET":
             await _respond(send, 200, self.store.all_receipts())
+        elif path.startswith("/_admin/receipts/") and method == "POST":  # hand edits (emulator/admin.py)
+            status, payload = receipt_operation(self.store, path.rsplit("/", 1)[1], body)
+            await _respond(send, status, payload)
+        elif path == "/_admin/requests" and method == "GET":
+            await _respond(
+                send, 200, {"totals": dict(self.requests.totals), "requests": self.requests.entries()}
+            )
         else:
             await _respond(send, 404, {"error": f"no admin route {method} {path}"})
 
