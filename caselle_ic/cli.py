@@ -95,16 +95,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """SPEC §11: prove a day's money landed; exit 0 clean, 1 discrepancies, 2 cannot run."""
     from caselle_ic.audit.pipeline import run_audit
 
-    result = _run_pipeline(
-        "caselle_ic.flows.audit",
-        "daily_audit",
-        run_audit,
-        config=str(args.config),
-        day=args.date,
-        out_dir=str(args.out),
-        ledger_url=args.ledger,
-        exports=[str(p) for p in args.export] if args.export else None,
-    )
+    kwargs: dict[str, Any] = {
+        "config": str(args.config),
+        "out_dir": str(args.out),
+        "ledger_url": args.ledger,
+        "exports": [str(p) for p in args.export] if args.export else None,
+    }
+    if prefect_configured():
+        from caselle_ic.flows.audit import daily_audit
+
+        result = daily_audit(date=args.date, **kwargs)
+    else:
+        result = run_audit(day=args.date, **kwargs)
     if args.json:
         print(json.dumps(result.to_json(), separators=(",", ":")))
     return _finish(result)

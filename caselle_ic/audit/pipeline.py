@@ -182,6 +182,7 @@ def report_day(
         "receipts looked up": cas.lookups,
         "lockbox files checked": len(box.files),
         "discrepancies": len(found),
+        **{k: n for k, n in by_kind.items() if n},
     }
     grand = totals[-1]
     result = AuditResult(

@@ -13,7 +13,7 @@ import pandas as pd
 
 from caselle_ic.audit.compare import COLUMNS, TOTAL_COLUMNS, Discrepancy
 from caselle_ic.tabular.output import atomic_output
-from caselle_ic.tabular.values import spreadsheet_safe
+from caselle_ic.tabular.values import mask_account_value, spreadsheet_safe
 
 
 def discrepancy_frame(found: Sequence[Discrepancy]) -> pd.DataFrame:
@@ -22,6 +22,22 @@ def discrepancy_frame(found: Sequence[Discrepancy]) -> pd.DataFrame:
 
 def totals_frame(rows: Sequence[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(TOTAL_COLUMNS), dtype="string")
+
+
+def analyst_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The discrepancies as shown in the Prefect UI: where the account number itself is what
+    differs, ``expected`` / ``found`` (and the detail naming them) masked to the last 4 too
+    (the ``account_number`` column is masked by :func:`caselle_ic.result.analyst_view`)."""
+    out = frame.copy()
+    for i in out.index[out["field"] == "account_number"]:
+        want, got = str(out.at[i, "expected"]), str(out.at[i, "found"])
+        detail = str(out.at[i, "detail"])
+        for value in sorted({want, got}, key=len, reverse=True):
+            if value:
+                detail = detail.replace(value, mask_account_value(value))
+        out.at[i, "expected"], out.at[i, "found"] = mask_account_value(want), mask_account_value(got)
+        out.at[i, "detail"] = detail
+    return out
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -42,4 +58,11 @@ def totals_csv_path(out_dir: str | Path, day: date) -> Path:
     return Path(out_dir) / f"audit-{day.isoformat()}.totals.csv"
 
 
-__all__ = ["audit_csv_path", "discrepancy_frame", "totals_csv_path", "totals_frame", "write_csv"]
+__all__ = [
+    "analyst_frame",
+    "audit_csv_path",
+    "discrepancy_frame",
+    "totals_csv_path",
+    "totals_frame",
+    "write_csv",
+]
