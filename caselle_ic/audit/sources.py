@@ -163,19 +163,40 @@ class LedgerSide:
     files: list[dict[str, Any]]  # lockbox_files rows (state written)
 
 
+#: The ledger columns the comparison reads (a day can hold 100,000 rows: not all 39).
+LEDGER_COLUMNS = (
+    "payment_guid",
+    "transaction_type",
+    "original_guid",
+    "payment_date",
+    "account_number",
+    "customer_name",
+    "amount_cents",
+    "export_name",
+    "export_line",
+    "distribution_code",
+    "payment_code",
+    "posting_method",
+    "state",
+    "receipt_number",
+    "lockbox_file",
+    "lockbox_line",
+    "reason",
+)
+
+
 def ledger_side(ledger: Ledger, biller: str, day: date, export_guids: Iterable[str]) -> LedgerSide:
     start, end = f"{day.isoformat()}T00:00:00", f"{day.isoformat()}T23:59:59"
+    cols = [payments.c[c] for c in LEDGER_COLUMNS]
     with ledger.begin() as conn:
-        rows = [
-            dict(r)
-            for r in conn.execute(
-                sa.select(payments)
-                .where(payments.c.biller == biller, payments.c.payment_date.between(start, end))
-                .order_by(payments.c.payment_date, payments.c.payment_guid)
-            ).mappings()
-        ]
+        result = conn.execute(
+            sa.select(*cols)
+            .where(payments.c.biller == biller, payments.c.payment_date.between(start, end))
+            .order_by(payments.c.payment_date, payments.c.payment_guid)
+        )
+        rows = [dict(zip(LEDGER_COLUMNS, r, strict=True)) for r in result.tuples()]
         reversal_rows = conn.execute(
-            sa.select(payments).where(payments.c.biller == biller, payments.c.transaction_type != "PAYMENT")
+            sa.select(*cols).where(payments.c.biller == biller, payments.c.transaction_type != "PAYMENT")
         ).mappings()
         reversals_of: dict[str, list[dict[str, Any]]] = {}
         for r in reversal_rows:

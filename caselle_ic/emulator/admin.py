@@ -24,9 +24,10 @@ from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
-from graphql import parse
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules, validate
 from graphql.language import FieldNode, OperationDefinitionNode
 
 from caselle_ic.emulator.store import Store, StoreError
@@ -59,11 +60,52 @@ class RequestLog:
             return list(self._entries)
 
 
+# -- parsing and validating once per document text ------------------------------------------
+# A client sends the same few documents over and over (one per batch size), and graphql-core
+# takes ~1 ms per alias to parse and validate one: the emulator keeps both, keyed by text.
+@lru_cache(maxsize=512)
+def _parse_text(query: str) -> DocumentNode:
+    return parse(query)
+
+
+def parse_cached(query: Any) -> DocumentNode:
+    return _parse_text(query) if isinstance(query, str) else parse(query)
+
+
+def query_parser(_context: Any, data: dict[str, Any]) -> DocumentNode:
+    """ariadne's ``query_parser``."""
+    return parse_cached(data["query"])
+
+
+_validated: dict[int, tuple[DocumentNode, list[GraphQLError]]] = {}
+_validated_lock = threading.Lock()
+
+
+def query_validator(
+    schema: GraphQLSchema, document_ast: DocumentNode, *args: Any, **kwargs: Any
+) -> list[GraphQLError]:
+    """ariadne's ``query_validator``: graphql-core's ``validate``, remembered per document
+    (the parse cache hands out the same document for the same text)."""
+    if args or kwargs.get("rules") not in (None, specified_rules):
+        return validate(schema, document_ast, *args, **kwargs)
+    key = id(document_ast)
+    with _validated_lock:
+        hit = _validated.get(key)
+    if hit is not None and hit[0] is document_ast:
+        return hit[1]
+    errors = validate(schema, document_ast, **kwargs)
+    with _validated_lock:
+        if len(_validated) > 1024:
+            _validated.clear()
+        _validated[key] = (document_ast, errors)
+    return errors
+
+
 def describe(body: bytes) -> tuple[str, list[str]]:
     """(``query`` / ``mutation`` / ``unparsed``, the distinct root fields) of a request."""
     try:
         data = json.loads(body)
-        document = parse(data["query"])
+        document = parse_cached(data["query"])
     except Exception:
         return "unparsed", []
     name = data.get("operationName")
