@@ -162,6 +162,43 @@ def cmd_paperless(args: argparse.Namespace, cfg: Any) -> Any:
     return run_kind("paperless", args.log, cfg, args, out_dir=args.out, ledger_url=args.ledger)
 
 
+def _audit_args(p: argparse.ArgumentParser) -> None:
+    config_arg(p)
+    p.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the payments' date")
+    out_arg(p, help="where audit-YYYY-MM-DD.csv goes")
+    ledger_arg(p)
+    p.add_argument(
+        "--export",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="the day's export(s) (default: the archive)",
+    )
+
+
+@command(
+    "audit",
+    "prove a day's payments landed in Caselle exactly once (SPEC §11)",
+    _audit_args,
+    loads_config=False,
+)
+def cmd_audit(args: argparse.Namespace, cfg: Any) -> Any:
+    """Exit 0 clean, 1 discrepancies, 2 cannot run."""
+    from caselle_ic.audit.pipeline import run_audit
+
+    kwargs: dict[str, Any] = {
+        "config": str(args.config),
+        "out_dir": str(args.out),
+        "ledger_url": args.ledger,
+        "exports": [str(p) for p in args.export] if args.export else None,
+    }
+    if prefect_configured():
+        from caselle_ic.flows.audit import daily_audit
+
+        return daily_audit(date=args.date, **kwargs)
+    return run_audit(day=args.date, **kwargs)
+
+
 def _balance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("account", metavar="ACCOUNT", help="the account (customer number) to look up")
     config_arg(p)
