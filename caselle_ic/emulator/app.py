@@ -9,7 +9,9 @@ Routes (every one needs credentials):
 * ``POST <any prefix>/oauth/token`` — client credentials (form fields ``client_id`` and
   ``client_secret``, or HTTP basic): ``{"access_token", "token_type": "Bearer", "expires_in"}``.
 * ``GET /_admin/state``, ``POST /_admin/faults``, ``POST /_admin/expire-tokens``,
-  ``GET /_admin/paper-updates``, ``GET /_admin/receipts`` — HTTP basic with the secret.
+  ``GET /_admin/paper-updates``, ``GET /_admin/receipts``, ``POST /_admin/receipts/<op>``
+  (hand edits: void, change, duplicate, delete), ``GET /_admin/requests`` — HTTP basic
+  with the secret (see ``emulator/admin.py``).
 """
 
 from __future__ import annotations
@@ -33,10 +35,18 @@ from urllib.parse import parse_qs
 
 from ariadne import MutationType, QueryType, ScalarType, make_executable_schema
 from ariadne.asgi import GraphQL
-from graphql import GraphQLError, OperationType, parse
+from graphql import GraphQLError, OperationType
 from graphql import build_schema as parse_sdl
 from graphql.language import OperationDefinitionNode
 
+from caselle_ic.emulator.admin import (
+    RequestLog,
+    parse_cached,
+    query_parser,
+    query_validator,
+    receipt_operation,
+)
+from caselle_ic.emulator.fastpath import receipts_answer
 from caselle_ic.emulator.store import Store, StoreError
 from caselle_ic.schemas import schema_sdl
 
@@ -403,7 +413,7 @@ async def _respond(
 def _is_mutation(body: bytes) -> bool:
     try:
         data = json.loads(body)
-        document = parse(data["query"])
+        document = parse_cached(data["query"])
     except Exception:
         return False
     name = data.get("operationName")
@@ -425,6 +435,7 @@ class EmulatorApp:
         self._secret = secret.encode()
         self.faults = Faults(token_ttl=token_ttl)
         self._tokens: dict[str, float] = {}  # token -> expiry (time.time())
+        self.requests = RequestLog()  # GET /_admin/requests: what was asked (audit: no mutation)
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {
             "graphql_requests": 0,
@@ -439,13 +450,16 @@ class EmulatorApp:
             "dropped_connections": 0,
             "injected_internal": 0,
         }
+        self.schema = build_schema(sdl)
         self.graphql = GraphQL(
-            build_schema(sdl),
+            self.schema,
             context_value=self._context,
             error_formatter=format_error,
             debug=False,
             introspection=True,
             logger="caselle_ic.emulator.graphql",
+            query_parser=query_parser,
+            query_validator=query_validator,
         )
 
     # -- auth --------------------------------------------------------------------------
@@ -542,6 +556,7 @@ class EmulatorApp:
         if not self._authorized(scope):
             await self._unauthenticated(send, graphql=True)
             return
+        self.requests.record(body)
         flags: dict[str, bool] = {}
         drop = False
         if scope.get("method") == "POST" and _is_mutation(body):
@@ -556,6 +571,10 @@ class EmulatorApp:
         scope = dict(scope)
         scope["caselle_flags"] = flags
         if not drop:
+            fast = None if flags else receipts_answer(self.schema, self.store, body)
+            if fast is not None:  # aliased receipts queries: same answer, without graphql-core
+                await _respond(send, 200, fast)
+                return
             await self.graphql(scope, _replay(body), send)
             return
         # Run the request for real (it commits), then break the answer off half way.
@@ -629,6 +648,13 @@ class EmulatorApp:
             await _respond(send, 200, self.store.paper_updates())
         elif path == "/_admin/receipts" and method == "GET":
             await _respond(send, 200, self.store.all_receipts())
+        elif path.startswith("/_admin/receipts/") and method == "POST":  # hand edits (emulator/admin.py)
+            status, payload = receipt_operation(self.store, path.rsplit("/", 1)[1], body)
+            await _respond(send, status, payload)
+        elif path == "/_admin/requests" and method == "GET":
+            await _respond(
+                send, 200, {"totals": dict(self.requests.totals), "requests": self.requests.entries()}
+            )
         else:
             await _respond(send, 404, {"error": f"no admin route {method} {path}"})
 

@@ -240,6 +240,25 @@ class EmulatorProcess:
         r.raise_for_status()
         return list(r.json())
 
+    def receipt_op(self, op: str, receipt_number: int, **args: Any) -> dict[str, Any]:
+        """A hand edit of a receipt (emulator/admin.py): ``void`` (date=), ``change``
+        (amount=, accountNumber=, distributionCode=, paymentCode=, receiptDate=),
+        ``duplicate``, ``delete``."""
+        r = self._http.post(
+            f"{self.base_url}/_admin/receipts/{op}",
+            json={"receiptNumber": receipt_number, **args},
+            timeout=10,
+        )
+        if r.status_code != 200:
+            raise EmulatorError(f"receipt {op} refused: {r.text}")
+        return dict(r.json())
+
+    def requests(self) -> dict[str, Any]:
+        """``{"totals": {"query": n, "mutation": n, ...}, "requests": [...]}``."""
+        r = self._http.get(self.base_url + "/_admin/requests", timeout=10)
+        r.raise_for_status()
+        return dict(r.json())
+
     # -- configuration for the integration ---------------------------------------------
     def env(self) -> dict[str, str]:
         """Env vars the sample biller config reads its secrets from, set to this emulator's."""
