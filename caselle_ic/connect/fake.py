@@ -178,7 +178,7 @@ def rewrite(change: Callable[[dict[str, Any]], Any]) -> Callable[[FakeRequest, F
     def step(req: FakeRequest, server: FakeCaselle) -> Response:
         body = json.loads(server(req).body)
         out = change(body)
-        return answer(body if out is None else out)
+        return answer(body if out is None else out)  # bytes or str are answered as they are
 
     return step
 

@@ -31,6 +31,7 @@ import contextlib
 import heapq
 import http.client
 import itertools
+import logging
 import random
 import select
 import socket
@@ -41,6 +42,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -275,6 +278,7 @@ class HTTPTransport:
                     self._idle.setdefault(key, []).append(conn)
             else:
                 conn.close()
+        log.debug("POST %s://%s:%d%s -> HTTP %d, %d bytes", *key, parts.path, resp.status, len(data))
         return Response(resp.status, data, resp.getheader("content-type") or "")
 
     def _read(self, resp: http.client.HTTPResponse) -> bytes:
