@@ -502,7 +502,9 @@ class CaselleClient:
         for r in found:
             wrong = receipt_mismatch(r, expected)
             if wrong:
-                raise mismatch_error(r, wrong, "receipts")
+                error = mismatch_error(r, wrong, "receipts")
+                log.error("receipts: %s", error)
+                raise error
         return found
 
     # -- aliased batches ---------------------------------------------------------------------
@@ -534,6 +536,8 @@ class CaselleClient:
                 err = request_errors[0]
             if err is not None:
                 out.append(ItemOutcome(i, None, api_error(err, operation, mutation=mutation)))
+            elif alias not in data:  # GraphQL answers every field asked, null or not
+                out.append(ItemOutcome(i, None, malformed(f"{alias} is missing from data", operation)))
             elif value is None:
                 out.append(ItemOutcome(i, None, missing(i)))
             else:

@@ -67,7 +67,7 @@ class Faults:
     # `hostile_on` ("graphql" or "token") are answered the `hostile` way, with its parameter.
     hostile: str = ""  # one of hostile_mode.MODES
     hostile_next: int = 0
-    hostile_on: str = "graphql"
+    hostile_on: str = "graphql"  # "mutation": GraphQL requests that are mutations only
     hostile_body: str = ""  # "body": answered instead of the real answer
     hostile_fields: dict[str, Any] = field(default_factory=dict)  # "fields": set in every object
     hostile_size: int = 0  # "huge_error": characters of each error message
@@ -84,7 +84,10 @@ class Faults:
     )
     _CHECKS: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
         "hostile": (lambda v: v in ("", *hostile_mode.MODES), f"hostile must be one of {hostile_mode.MODES}"),
-        "hostile_on": (lambda v: v in ("graphql", "token"), 'hostile_on must be "graphql" or "token"'),
+        "hostile_on": (
+            lambda v: v in ("graphql", "mutation", "token"),
+            "hostile_on: graphql, mutation or token",
+        ),
         "hostile_body": (lambda v: isinstance(v, str), "hostile_body must be a string"),
         "hostile_fields": (lambda v: isinstance(v, dict), "hostile_fields must be an object"),
         "slow_body_s": (
@@ -93,9 +96,10 @@ class Faults:
         ),
     }
 
-    def hostile_for(self, endpoint: str) -> bool:
+    def hostile_for(self, endpoint: str, *, mutation: bool = False) -> bool:
         """Is this request to ``endpoint`` one to answer the hostile way? (counts down)"""
-        if self.hostile and self.hostile_next > 0 and self.hostile_on == endpoint:
+        on = self.hostile_on
+        if self.hostile and self.hostile_next > 0 and (on == endpoint or (on == "mutation" and mutation)):
             self.hostile_next -= 1
             return True
         return False
@@ -531,7 +535,8 @@ class EmulatorApp:
             return
         flags: dict[str, bool] = {}
         drop = False
-        if scope.get("method") == "POST" and _is_mutation(body):
+        mutation = scope.get("method") == "POST" and _is_mutation(body)
+        if mutation:
             self.counters["mutation_requests"] += 1
             if faults.drop_after_commit > 0:
                 faults.drop_after_commit -= 1
@@ -542,7 +547,7 @@ class EmulatorApp:
                 self.counters["injected_internal"] += 1
         scope = dict(scope)
         scope["caselle_flags"] = flags
-        if faults.hostile_for("graphql"):
+        if faults.hostile_for("graphql", mutation=mutation):
             self.counters["hostile_answers"] += 1
             await hostile_mode.answer(
                 faults, body, send, lambda s: self.graphql(scope, _replay(body), s), self.store.all_receipts
