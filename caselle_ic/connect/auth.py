@@ -20,8 +20,15 @@ from urllib.parse import urlencode
 
 from pydantic import SecretStr
 
+from caselle_ic.config.model import Endpoint
 from caselle_ic.connect.transport import AnswerLost, NotSent, Transport, backoff_delay
-from caselle_ic.errors import CaselleAPIError, CredentialsRejectedError, ServerError, TransportError
+from caselle_ic.errors import (
+    CaselleAPIError,
+    ConfigError,
+    CredentialsRejectedError,
+    ServerError,
+    TransportError,
+)
 
 
 class Auth(Protocol):
@@ -170,4 +177,68 @@ class OAuthClientCredentials:
         raise last
 
 
-__all__ = ["Auth", "BasicAuth", "OAuthClientCredentials"]
+#: Username / password settings of each endpoint, for messages that say what to fix.
+CREDENTIAL_SETTINGS = {
+    "rtdr": ("9", "10"),
+    "rtdr-secondary": ("9", "10"),
+    "payments": ("12", "13"),
+    "paperless": ("15", "16"),
+    "paperless-secondary": ("112", "113"),
+    "ach-rejects": ("102", "103"),
+    "autopay": ("18", "19"),
+}
+
+
+def auth_for(
+    ep: Endpoint,
+    oauth_url: str | None,
+    oauth_secret: SecretStr | None,
+    *,
+    transport: Transport,
+    max_attempts: int,
+    backoff: float,
+) -> Auth:
+    """The endpoint's auth: OAuth when setting 126 is set, else HTTP basic; ConfigError
+    naming the setting when what it needs is missing."""
+    user_setting, pw_setting = CREDENTIAL_SETTINGS.get(ep.name, ("username", "password"))
+    if not ep.username:
+        raise ConfigError(
+            f"setting {user_setting} (username of the {ep.name} endpoint) is not set", setting=user_setting
+        )
+    if oauth_url:
+        if oauth_secret is None or not oauth_secret.get_secret_value():
+            raise ConfigError(
+                "setting 126 (OAuth URL) is set but setting 127 (client secret) is not", setting="127"
+            )
+        return OAuthClientCredentials(
+            oauth_url,
+            ep.username,
+            oauth_secret,
+            transport=transport,
+            max_attempts=max_attempts,
+            backoff=backoff,
+        )
+    if ep.password is None or not ep.password.get_secret_value():
+        raise ConfigError(
+            f"setting {pw_setting} (password of the {ep.name} endpoint) is not set and setting 126 "
+            "(OAuth) is not set either",
+            setting=pw_setting,
+        )
+    return BasicAuth(ep.username, ep.password)
+
+
+def rejected(endpoint: str, operation: str, refreshed: bool) -> CredentialsRejectedError:
+    """The error for an endpoint that refused the credentials (after a fresh token, if OAuth)."""
+    user_setting, pw_setting = CREDENTIAL_SETTINGS.get(endpoint, ("username", "password"))
+    fix = (
+        f"it refused a freshly issued OAuth token: check that the client id (setting "
+        f"{user_setting}) may use this endpoint"
+        if refreshed
+        else f"check settings {user_setting}/{pw_setting}"
+    )
+    return CredentialsRejectedError(
+        f"the {endpoint} endpoint refused the credentials; {fix}", operation=operation, code="UNAUTHENTICATED"
+    )
+
+
+__all__ = ["CREDENTIAL_SETTINGS", "Auth", "BasicAuth", "OAuthClientCredentials", "auth_for", "rejected"]

@@ -32,16 +32,15 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 from graphql import DocumentNode
 from pydantic import SecretStr
 
 from caselle_ic.config.model import BillerConfig, Endpoint
-from caselle_ic.connect.auth import Auth, BasicAuth, OAuthClientCredentials
+from caselle_ic.connect.auth import BasicAuth, OAuthClientCredentials, auth_for, rejected
 from caselle_ic.connect.documents import (
     CREATE_RECEIPT_MUTATION,
     CUSTOMER_QUERY,
@@ -67,19 +66,27 @@ from caselle_ic.connect.models import (
     ReceiptInput,
     api_error,
     error_code,
+    item_outcomes,
+    jsonable,
     malformed,
     mismatch_error,
-    parse_answer,
     receipt_list,
     receipt_mismatch,
-    request_level,
+    same_customer,
 )
-from caselle_ic.connect.transport import AnswerLost, HTTPTransport, Limits, NotSent, Transport, backoff_delay
+from caselle_ic.connect.transport import (
+    GraphQLEndpoint,
+    HTTPTransport,
+    Limits,
+    Lost,
+    NotSent,
+    Transport,
+    Unauthorized,
+    backoff_delay,
+)
 from caselle_ic.errors import (
     AuthError,
     CaselleAPIError,
-    ConfigError,
-    CredentialsRejectedError,
     FatalAPIError,
     NotFoundError,
     OutcomeUnknownError,
@@ -93,74 +100,8 @@ log = logging.getLogger(__name__)
 Purpose = Literal["rtdr", "payments", "paperless", "ach_rejects"]
 T = TypeVar("T")
 
-#: Username / password settings of each endpoint, for messages that say what to fix.
-_CREDENTIAL_SETTINGS = {
-    "rtdr": ("9", "10"),
-    "rtdr-secondary": ("9", "10"),
-    "payments": ("12", "13"),
-    "paperless": ("15", "16"),
-    "paperless-secondary": ("112", "113"),
-    "ach-rejects": ("102", "103"),
-    "autopay": ("18", "19"),
-}
 _NOT_SENT_ATTEMPTS = 4  # default tries when an endpoint cannot be reached at all
 _REMEMBERED = 100_000  # receipt inputs kept to check settle answers against
-
-
-class _Lost(Exception):
-    """The request was (or may have been) processed and its answer is lost or unusable."""
-
-    def __init__(self, reason: str, status: int | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-
-class _Unauthorized(Exception):
-    pass
-
-
-class _Target:
-    """One endpoint: its URL, its auth and the (shared) transport."""
-
-    def __init__(self, endpoint: Endpoint, auth: Auth, transport: Transport):
-        self.endpoint = endpoint
-        self.name = endpoint.name
-        self.auth = auth
-        self.transport = transport
-
-    def execute(self, payload: bytes, operation: str) -> Answer:
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.auth.headers()}
-        try:
-            resp = self.transport.post(self.endpoint.url, payload, headers)
-        except AnswerLost as exc:
-            raise _Lost(exc.reason) from None
-        status = resp.status
-        if status == 401:
-            raise _Unauthorized()
-        if status >= 500:
-            raise _Lost(f"HTTP {status}", status)
-        if not 200 <= status < 300:
-            try:  # a 4xx with GraphQL errors is an answer (nothing executed); else fatal
-                answer = parse_answer(resp.body, operation)
-            except MalformedAnswerError:
-                answer = None
-            if answer is None or not answer.errors:
-                raise FatalAPIError(f"{self.name} answered HTTP {status}", operation=operation, status=status)
-            return answer
-        return parse_answer(resp.body, operation)
-
-
-def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Variables as JSON values: Decimal -> "1234.56", date -> "YYYY-MM-DD"."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, Decimal):
-            value = str(value.quantize(Decimal("0.01")))
-        elif isinstance(value, date):
-            value = value.isoformat()
-        out[key] = value
-    return out
 
 
 class CaselleClient:
@@ -199,37 +140,22 @@ class CaselleClient:
         self.transport: Transport = transport if transport is not None else HTTPTransport(self.limits)
         self._sent: OrderedDict[str, ReceiptInput] = OrderedDict()
         endpoints = [endpoint] + ([endpoint.secondary] if endpoint.secondary else [])
+        attempts = self.max_attempts or _NOT_SENT_ATTEMPTS
         self._targets = [
-            _Target(ep, self._auth_for(ep, oauth_url, oauth_secret), self.transport) for ep in endpoints
+            GraphQLEndpoint(
+                ep,
+                auth_for(
+                    ep,
+                    oauth_url,
+                    oauth_secret,
+                    transport=self.transport,
+                    max_attempts=attempts,
+                    backoff=backoff,
+                ),
+                self.transport,
+            )
+            for ep in endpoints
         ]
-
-    def _auth_for(self, ep: Endpoint, oauth_url: str | None, oauth_secret: SecretStr | None) -> Auth:
-        user_setting, pw_setting = _CREDENTIAL_SETTINGS.get(ep.name, ("username", "password"))
-        if not ep.username:
-            raise ConfigError(
-                f"setting {user_setting} (username of the {ep.name} endpoint) is not set",
-                setting=user_setting,
-            )
-        if oauth_url:
-            if oauth_secret is None or not oauth_secret.get_secret_value():
-                raise ConfigError(
-                    "setting 126 (OAuth URL) is set but setting 127 (client secret) is not", setting="127"
-                )
-            return OAuthClientCredentials(
-                oauth_url,
-                ep.username,
-                oauth_secret,
-                transport=self.transport,
-                max_attempts=self.max_attempts or _NOT_SENT_ATTEMPTS,
-                backoff=self.backoff,
-            )
-        if ep.password is None or not ep.password.get_secret_value():
-            raise ConfigError(
-                f"setting {pw_setting} (password of the {ep.name} endpoint) is not set and setting 126 "
-                "(OAuth) is not set either",
-                setting=pw_setting,
-            )
-        return BasicAuth(ep.username, ep.password)
 
     @classmethod
     def for_purpose(cls, cfg: BillerConfig, purpose: Purpose, **kwargs: Any) -> CaselleClient:
@@ -297,14 +223,14 @@ class CaselleClient:
                 attempt += 1
                 try:
                     answer = self._exchange(target, payload, operation, repeatable)
-                except _Unauthorized:
+                except Unauthorized:
                     if isinstance(target.auth, OAuthClientCredentials) and not refreshed:
                         log.info("%s: %s refused the token; fetching a new one", operation, target.name)
                         refreshed = True
                         target.auth.refresh()
                         attempt -= 1
                         continue
-                    raise self._rejected(target, operation, refreshed) from None
+                    raise rejected(target.name, operation, refreshed) from None
                 except NotSent as exc:
                     last = TransportError(
                         f"cannot reach the {target.name} endpoint ({exc.reason})", operation=operation
@@ -314,7 +240,7 @@ class CaselleClient:
                     if self._retry(operation, target.name, exc.reason, attempt, started, answering=False):
                         continue
                     break
-                except _Lost as exc:
+                except Lost as exc:
                     if not repeatable:
                         raise OutcomeUnknownError(
                             f"the {target.name} endpoint took the request and the answer was lost "
@@ -354,14 +280,14 @@ class CaselleClient:
         assert last is not None
         raise last
 
-    def _exchange(self, target: _Target, payload: bytes, operation: str, repeatable: bool) -> Answer:
+    def _exchange(self, target: GraphQLEndpoint, payload: bytes, operation: str, repeatable: bool) -> Answer:
         try:
             answer = target.execute(payload, operation)
-        except _Lost as exc:
+        except Lost as exc:
             if exc.status is not None:  # a 5xx is an answer: the server is there
                 self.answers += 1
             raise
-        except (MalformedAnswerError, FatalAPIError, _Unauthorized):
+        except (MalformedAnswerError, FatalAPIError, Unauthorized):
             self.answers += 1
             raise
         self.answers += 1
@@ -370,11 +296,11 @@ class CaselleClient:
             and answer.errors
             and all(error_code(e) == "UNAUTHENTICATED" for e in answer.errors)
         ):
-            raise _Unauthorized()
+            raise Unauthorized()
         # A repeatable operation is simply asked again; for the others an INTERNAL error
         # becomes OutcomeUnknownError per item (api_error).
         if repeatable and any(error_code(e) == "INTERNAL" for e in answer.errors):
-            raise _Lost("GraphQL INTERNAL error")
+            raise Lost("GraphQL INTERNAL error")
         return answer
 
     def _retry(
@@ -398,20 +324,6 @@ class CaselleClient:
         time.sleep(delay)
         return True
 
-    def _rejected(self, target: _Target, operation: str, refreshed: bool) -> CredentialsRejectedError:
-        user_setting, pw_setting = _CREDENTIAL_SETTINGS.get(target.name, ("username", "password"))
-        fix = (
-            f"it refused a freshly issued OAuth token: check that the client id (setting "
-            f"{user_setting}) may use this endpoint"
-            if refreshed
-            else f"check settings {user_setting}/{pw_setting}"
-        )
-        return CredentialsRejectedError(
-            f"the {target.name} endpoint refused the credentials; {fix}",
-            operation=operation,
-            code="UNAUTHENTICATED",
-        )
-
     # -- single operations -------------------------------------------------------------------
     def _single(self, answer: Answer, field: str, operation: str, *, mutation: bool) -> Any:
         errors = [e for e in answer.errors if not e.get("path") or e["path"][0] == field]
@@ -432,7 +344,7 @@ class CaselleClient:
                 operation="customer",
                 code="NOT_FOUND",
             )
-        return _same_customer(Customer.from_api(value, "customer"), customer_number, "customer")
+        return same_customer(Customer.from_api(value, "customer"), customer_number, "customer")
 
     def receipts(self, confirmation_number: str | ReceiptInput) -> list[Receipt]:
         """Every receipt carrying this confirmation number (the IC PaymentGUID), each
@@ -482,7 +394,7 @@ class CaselleClient:
         value = self._single(answer, field, field, mutation=False)
         if value is None:
             raise ServerError("Caselle answered without a result", operation=field)
-        return _same_customer(Customer.from_api(value, field), customer_number, field)
+        return same_customer(Customer.from_api(value, field), customer_number, field)
 
     # -- what a receipt must match --------------------------------------------------------------
     def _remember(self, inputs: Sequence[ReceiptInput | None]) -> None:
@@ -508,45 +420,6 @@ class CaselleClient:
         return found
 
     # -- aliased batches ---------------------------------------------------------------------
-    def _items(
-        self,
-        answer: Answer,
-        n: int,
-        parse: Callable[[int, Any], T],
-        operation: str,
-        *,
-        mutation: bool,
-        missing: Callable[[int], CaselleAPIError],
-    ) -> list[ItemOutcome[T]]:
-        """One outcome per alias ``r0..r{n-1}``: its value (parsed and checked by ``parse``),
-        its own error, or ``missing(i)``. A value that fails ``parse`` is that item's error."""
-        request_errors = request_level(answer.errors)
-        by_alias: dict[str, dict[str, Any]] = {}
-        for e in answer.errors:
-            path = e.get("path")
-            if path:
-                by_alias.setdefault(str(path[0]), e)
-        data = answer.data or {}
-        out: list[ItemOutcome[T]] = []
-        for i in range(n):
-            alias = f"r{i}"
-            value = data.get(alias)
-            err = by_alias.get(alias)
-            if err is None and value is None and request_errors:
-                err = request_errors[0]
-            if err is not None:
-                out.append(ItemOutcome(i, None, api_error(err, operation, mutation=mutation)))
-            elif alias not in data:  # GraphQL answers every field asked, null or not
-                out.append(ItemOutcome(i, None, malformed(f"{alias} is missing from data", operation)))
-            elif value is None:
-                out.append(ItemOutcome(i, None, missing(i)))
-            else:
-                try:
-                    out.append(ItemOutcome(i, parse(i, value)))
-                except OutcomeUnknownError as exc:
-                    out.append(ItemOutcome(i, None, exc))
-        return out
-
     def create_receipts(
         self, receipts: Sequence[ReceiptInput | Mapping[str, Any]]
     ) -> list[ItemOutcome[Receipt]]:
@@ -561,7 +434,7 @@ class CaselleClient:
             return []
         operation = "create_receipt"
         variables = {
-            f"r{i}": (r.variables() if isinstance(r, ReceiptInput) else _jsonable(r))
+            f"r{i}": (r.variables() if isinstance(r, ReceiptInput) else jsonable(r))
             for i, r in enumerate(receipts)
         }
         inputs = [r if isinstance(r, ReceiptInput) else ReceiptInput.from_variables(r) for r in receipts]
@@ -580,7 +453,7 @@ class CaselleClient:
                 raise mismatch_error(r, wrong, operation)
             return r
 
-        return self._items(
+        return item_outcomes(
             answer,
             len(receipts),
             parse,
@@ -599,10 +472,10 @@ class CaselleClient:
             variables[f"p{i}"] = bool(paper)
         field = "customer_send_paper_invoice_update"
         answer = self.execute(send_paper_document(len(changes)), variables, operation=field)
-        return self._items(
+        return item_outcomes(
             answer,
             len(changes),
-            lambda i, v: _same_customer(Customer.from_api(v, field), changes[i][0], field),
+            lambda i, v: same_customer(Customer.from_api(v, field), changes[i][0], field),
             field,
             mutation=False,
             missing=lambda i: ServerError("Caselle answered without a result", operation=field),
@@ -628,7 +501,7 @@ class CaselleClient:
         except MalformedAnswerError as exc:
             return [ItemOutcome(i, None, exc) for i in range(len(numbers))]
         # ``receipts`` answers [] (never null) when nothing matches; null is malformed.
-        return self._items(
+        return item_outcomes(
             answer,
             len(numbers),
             lambda i, v: self._listed(receipt_list(v, "receipts"), expected[i]),
@@ -646,10 +519,10 @@ class CaselleClient:
             answer = self.execute(customers_document(len(customer_numbers)), variables, operation="customer")
         except MalformedAnswerError as exc:
             return [ItemOutcome(i, None, exc) for i in range(len(customer_numbers))]
-        return self._items(
+        return item_outcomes(
             answer,
             len(customer_numbers),
-            lambda i, v: _same_customer(Customer.from_api(v, "customer"), customer_numbers[i], "customer"),
+            lambda i, v: same_customer(Customer.from_api(v, "customer"), customer_numbers[i], "customer"),
             "customer",
             mutation=False,
             missing=lambda i: NotFoundError(
@@ -658,12 +531,6 @@ class CaselleClient:
                 code="NOT_FOUND",
             ),
         )
-
-
-def _same_customer(c: Customer, asked: int, operation: str) -> Customer:
-    if c.customer_number != int(asked):
-        raise malformed("the answer is about another customer", operation)
-    return c
 
 
 __all__ = [

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -273,6 +273,25 @@ def mismatch_error(r: Receipt, fields: Sequence[str], operation: str) -> Receipt
     )
 
 
+def jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Variables as JSON values: Decimal -> "1234.56", date -> "YYYY-MM-DD"."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Decimal):
+            value = str(value.quantize(Decimal("0.01")))
+        elif isinstance(value, date):
+            value = value.isoformat()
+        out[key] = value
+    return out
+
+
+def same_customer(c: Customer, asked: int, operation: str) -> Customer:
+    """``c`` when it is the customer asked about; another one's answer is malformed."""
+    if c.customer_number != int(asked):
+        raise malformed("the answer is about another customer", operation)
+    return c
+
+
 T = TypeVar("T")
 
 
@@ -371,6 +390,45 @@ def api_error(err: Mapping[str, Any], operation: str, *, mutation: bool) -> Case
     return cls(f"Caselle refused: {message}", operation=operation, code=code)
 
 
+def item_outcomes(
+    answer: Answer,
+    n: int,
+    parse: Callable[[int, Any], T],
+    operation: str,
+    *,
+    mutation: bool,
+    missing: Callable[[int], CaselleAPIError],
+) -> list[ItemOutcome[T]]:
+    """One outcome per alias ``r0..r{n-1}``: its value (parsed and checked by ``parse``),
+    its own error, or ``missing(i)``. A value that fails ``parse`` is that item's error."""
+    request_errors = request_level(answer.errors)
+    by_alias: dict[str, dict[str, Any]] = {}
+    for e in answer.errors:
+        path = e.get("path")
+        if path:
+            by_alias.setdefault(str(path[0]), e)
+    data = answer.data or {}
+    out: list[ItemOutcome[T]] = []
+    for i in range(n):
+        alias = f"r{i}"
+        value = data.get(alias)
+        err = by_alias.get(alias)
+        if err is None and value is None and request_errors:
+            err = request_errors[0]
+        if err is not None:
+            out.append(ItemOutcome(i, None, api_error(err, operation, mutation=mutation)))
+        elif alias not in data:  # GraphQL answers every field asked, null or not
+            out.append(ItemOutcome(i, None, malformed(f"{alias} is missing from data", operation)))
+        elif value is None:
+            out.append(ItemOutcome(i, None, missing(i)))
+        else:
+            try:
+                out.append(ItemOutcome(i, parse(i, value)))
+            except OutcomeUnknownError as exc:
+                out.append(ItemOutcome(i, None, exc))
+    return out
+
+
 __all__ = [
     "TEXT_CAP",
     "Answer",
@@ -383,10 +441,13 @@ __all__ = [
     "api_error",
     "clip",
     "error_code",
+    "item_outcomes",
+    "jsonable",
     "malformed",
     "mismatch_error",
     "parse_answer",
     "receipt_list",
     "receipt_mismatch",
     "request_level",
+    "same_customer",
 ]

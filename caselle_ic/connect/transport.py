@@ -43,6 +43,10 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from caselle_ic.config.model import Endpoint
+from caselle_ic.connect.models import Answer, MalformedAnswerError, parse_answer
+from caselle_ic.errors import FatalAPIError
+
 log = logging.getLogger(__name__)
 
 
@@ -302,15 +306,71 @@ class HTTPTransport:
         return b"".join(chunks)
 
 
+# -- one GraphQL endpoint: HTTP statuses mapped -----------------------------------------------------
+class Lost(Exception):
+    """The request was (or may have been) processed and its answer is lost or unusable."""
+
+    def __init__(self, reason: str, status: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class Unauthorized(Exception):
+    """HTTP 401 or an answer of UNAUTHENTICATED errors only: nothing was processed."""
+
+
+class _Headers(Protocol):
+    def headers(self) -> dict[str, str]: ...
+
+    def close(self) -> None: ...
+
+
+class GraphQLEndpoint:
+    """One endpoint: its URL, its auth and the (shared) transport. The HTTP status decides
+    before the body is trusted: 401 → :class:`Unauthorized`, 5xx → :class:`Lost`, another
+    non-2xx → FatalAPIError unless it carries GraphQL errors (nothing executed)."""
+
+    def __init__(self, endpoint: Endpoint, auth: _Headers, transport: Transport):
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        self.auth = auth
+        self.transport = transport
+
+    def execute(self, payload: bytes, operation: str) -> Answer:
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.auth.headers()}
+        try:
+            resp = self.transport.post(self.endpoint.url, payload, headers)
+        except AnswerLost as exc:
+            raise Lost(exc.reason) from None
+        status = resp.status
+        if status == 401:
+            raise Unauthorized()
+        if status >= 500:
+            raise Lost(f"HTTP {status}", status)
+        if not 200 <= status < 300:
+            try:
+                answer: Answer | None = parse_answer(resp.body, operation)
+            except MalformedAnswerError:
+                answer = None
+            if answer is None or not answer.errors:
+                raise FatalAPIError(f"{self.name} answered HTTP {status}", operation=operation, status=status)
+            return answer
+        return parse_answer(resp.body, operation)
+
+
 __all__ = [
     "CONNECT_ERRORS",
     "EXCHANGE_ERRORS",
     "AnswerLost",
+    "GraphQLEndpoint",
     "HTTPTransport",
     "Limits",
+    "Lost",
     "NotSent",
     "Response",
     "Transport",
+    "Unauthorized",
     "answer_lost",
     "backoff_delay",
     "not_sent",
