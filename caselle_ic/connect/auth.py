@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import threading
 import time
@@ -29,6 +30,8 @@ from caselle_ic.errors import (
     ServerError,
     TransportError,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Auth(Protocol):
@@ -163,6 +166,7 @@ class OAuthClientCredentials:
                     self._token = token
                     self._refresh_at = time.monotonic() + max(0.0, expires_in - margin)
                     self.fetches += 1
+                    log.debug("OAuth token fetched from %s, valid %.0f s", self.token_url, expires_in)
                     return
                 last = ServerError(
                     "the OAuth token URL failed"

@@ -257,6 +257,7 @@ class HTTPTransport:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn = self._connection(key)
         if conn.sock is None:
+            log.debug("connecting to %s://%s:%d", *key)
             try:
                 conn.connect()
             except Exception as exc:
