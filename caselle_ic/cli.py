@@ -187,12 +187,24 @@ _INBOX_FLOW_FN = {
 
 
 def cmd_deployments(args: argparse.Namespace) -> int:
-    from caselle_ic.ops.deploy import render_prefect_yaml
+    from caselle_ic.config.model import load_config
+    from caselle_ic.errors import UsageError
+    from caselle_ic.ops.deploy import deploy_alerts, remove_billers, render_prefect_yaml
 
+    configs = [str(c) for c in args.config]
+    if args.remove:  # the billers leave: their deployments and automations go
+        if not prefect_configured():
+            raise UsageError("--remove needs the Prefect server: set PREFECT_API_URL")
+        for line in remove_billers(configs):
+            print(line, file=sys.stderr)
+        return 0
     root = Path(args.root) if args.root else Path.cwd()
-    text = render_prefect_yaml(
-        [str(c) for c in args.config], root=root, work_pool=args.pool, ledger_url=args.ledger
-    )
+    text = render_prefect_yaml(configs, root=root, work_pool=args.pool, ledger_url=args.ledger)
+    if args.alerts and prefect_configured():  # deploying a biller also sets its alerts (SPEC §11)
+        for line in deploy_alerts([load_config(c) for c in configs]):
+            print(line, file=sys.stderr)
+    elif args.alerts:
+        print("alerts not set: PREFECT_API_URL is not configured", file=sys.stderr)
     sys.stdout.write(text)
     return 0
 
@@ -290,6 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--pool", default="caselle-ic", help="process work pool name")
     sp.add_argument("--root", type=Path, default=None, help="repository root on the workers (default: .)")
     sp.add_argument("--ledger", metavar="URL", help="shared ledger database of the inbox runs (no password)")
+    sp.add_argument(
+        "--no-alerts",
+        dest="alerts",
+        action="store_false",
+        help="do not create or update the billers' alert automations on the Prefect server",
+    )
+    sp.add_argument(
+        "--remove",
+        action="store_true",
+        help="remove the billers' deployments and alert automations from the Prefect server",
+    )
     sp.set_defaults(func=cmd_deployments)
     return p
 

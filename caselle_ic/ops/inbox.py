@@ -57,7 +57,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from caselle_ic.errors import CaselleICError, LedgerError
+from caselle_ic.errors import CaselleICError, LedgerError, RunFailedError
 from caselle_ic.logsafe import redact
 from caselle_ic.result import RunResult
 
@@ -479,6 +479,17 @@ def retry_later(result: RunResult) -> int:
     return int(value)
 
 
+def _run_handler(handler: Handler, path: Path, outbox: Path) -> RunResult:
+    """The handler's result; also that of a flow run that ended Failed (exit 2, SPEC §11) but
+    wrote its outputs and left work for the next run (Caselle unreachable): keep its input."""
+    try:
+        return handler(path, outbox)
+    except RunFailedError as exc:
+        if isinstance(exc.result, RunResult) and retry_later(exc.result):
+            return exc.result
+        raise
+
+
 def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, CaselleICError):
         return redact(str(exc))
@@ -608,8 +619,19 @@ def _process_one(
     started = time.perf_counter()
     log.info("inbox: processing %s (%s, %d bytes, sha256 %s)", w.path.name, kind, w.size, item.sha256[:12])
     try:
-        result = handler(w.path, outbox)
-    except Exception as exc:
+        result = _run_handler(handler, w.path, outbox)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            # Timed out or cancelled mid-file: release the claim (the next run takes it over,
+            # the ledger skips what was sent) and leave the file where it is.
+            store.finish(
+                biller=biller_key(cfg),
+                sha256=item.sha256,
+                ok=False,
+                archived_as=None,
+                detail=f"interrupted ({type(exc).__name__}); the next run takes it over",
+            )
+            raise
         item.seconds = time.perf_counter() - started
         item.status = "failed"
         item.reason = _failure_reason(exc)
