@@ -27,6 +27,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact, create_markdown_artifact
 
 from caselle_ic.errors import LedgerError
+from caselle_ic.flows.artifacts import failure_reason
 from caselle_ic.flows.unattended import EVENT_ARRIVED, emit, run_timeout
 from caselle_ic.ops.inbox import (
     DEFAULT_SETTLE_SECONDS,
@@ -103,12 +104,19 @@ def pickup(
                 redact(
                     f"{len(failed)} of {len(report.items)} {kind} file(s) did not complete (failed: moved to "
                     f"{cfg.paths.error} with a .reason.txt; retry: left in the inbox for the next run): "
-                    + "; ".join(f"{i.name}: {i.reason}" for i in failed)
+                    + "; ".join(f"{i.name}: {i.reason}{_why(i)}" for i in failed)
                 )
             ),
             summary=summary,
         )
     return summary
+
+
+def _why(item: InboxItem) -> str:
+    """What the pipeline said about a file it could not finish (Caselle unreachable, …)."""
+    if item.result is None or item.result.exit_status < 2:
+        return ""
+    return f" ({failure_reason(item.result)})"
 
 
 #: Items whose file has left the inbox: an earlier attempt's word on them is final.

@@ -59,7 +59,7 @@ def _body(cfg: BillerConfig, what: str, reason: str) -> str:
         "flow: {{ flow.name }}\n"
         "run: {{ flow_run.name }} ({{ flow_run.id }})\n"
         f"reason: {reason}\n"
-        "see: {{ flow_run|ui_url }}\n"
+        "{% set url = flow_run|ui_url %}{% if url %}see: {{ url }}\n{% endif %}"
     )
 
 
