@@ -32,8 +32,15 @@ def _run_pipeline(flow_module: str, flow_name: str, direct: Callable[..., Any], 
     if prefect_configured():
         import importlib
 
+        from caselle_ic.errors import RunFailedError
+
         module = importlib.import_module(flow_module)
-        return getattr(module, flow_name)(**kwargs)
+        try:
+            return getattr(module, flow_name)(**kwargs)
+        except RunFailedError as exc:  # red in Prefect; reported (exit 2) like the direct path
+            if exc.result is None:
+                raise
+            return exc.result
     return direct(**kwargs)
 
 

@@ -7,7 +7,11 @@
   ``daily-payments``, ``paperless-sync``) as a subflow, so every file has its own run,
   run name and artifacts. The pickup run leaves a markdown artifact listing every file
   and where it went; it ends **Failed** when a file failed (the file is in
-  ``[paths].error`` with a reason), so a red run in the UI always means "look here".
+  ``[paths].error`` with a reason) or could not be finished after the biller's retries
+  (``[schedule].retries`` × ``retry_delay``; the file stays in the inbox), and **TimedOut**
+  after ``[schedule].timeout``, so a red run in the UI always means "look here". Each file
+  found is announced with the event ``caselle-ic.input.arrived`` (the ``input-deadline``
+  check reads them).
 * ``all-billers``: starts the inbox deployment of one kind for every biller (or a given
   list) with ``run_deployment(..., timeout=0)`` and an idempotency key
   ``<biller>/<kind>/<period>``, so a thousand billers spread over the workers of a work

