@@ -67,7 +67,7 @@ def _run_name() -> str:
 
     params = flow_run.parameters or {}
     try:
-        cfg = load_config(params["config"])
+        cfg = load_config(params["config"], resolve_secrets=False)  # a name needs no secret
         return f"input-deadline/{cfg.slug}/{params.get('kind', '')}"
     except Exception:  # the flow itself reports a bad config
         return "input-deadline/unknown-biller"
@@ -82,7 +82,7 @@ def input_deadline(config: str, kind: str, deadline: str | None = None) -> dict[
     from prefect.runtime import flow_run
 
     logger = get_run_logger()
-    cfg = load_config(config)
+    cfg = load_config(config, resolve_secrets=False)  # the check talks to no endpoint
     with run_timeout(cfg, "input-deadline"):
         cron = cfg.alerts.expect.get(kind)
         if not cron:

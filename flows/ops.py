@@ -31,8 +31,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact, create_markdown_artifact
 
 from caselle_ic.errors import LedgerError
+from caselle_ic.flows._common import load_biller
 from caselle_ic.flows.artifacts import failure_reason
 from caselle_ic.flows.unattended import EVENT_ARRIVED, emit, run_timeout
+from caselle_ic.kinds import KINDS as ALL_KINDS
 from caselle_ic.ops.inbox import (
     DEFAULT_SETTLE_SECONDS,
     KINDS,
@@ -44,12 +46,7 @@ from caselle_ic.ops.inbox import (
 )
 
 #: Prefect flow name of the inbox pickup of each kind (deployment = "<flow>/<biller slug>").
-INBOX_FLOWS: dict[str, str] = {
-    "invoices": "invoice-inbox",
-    "adjustments": "adjustments-inbox",
-    "payments": "payments-inbox",
-    "paperless": "paperless-inbox",
-}
+INBOX_FLOWS: dict[str, str] = {k.name: k.inbox.flow_name for k in ALL_KINDS.values() if k.inbox is not None}
 
 
 def _inbox_run_name() -> str:
@@ -61,7 +58,7 @@ def _inbox_run_name() -> str:
     try:
         from caselle_ic.config.model import load_config
 
-        cfg = load_config(params["config"])
+        cfg = load_config(params["config"], resolve_secrets=False)  # a name needs no secret
         when = flow_run.scheduled_start_time
         local = datetime.fromisoformat(str(when)).astimezone(cfg.tz) if when else datetime.now(cfg.tz)
         return f"{name}/{cfg.slug}/{local:%Y-%m-%d}"
@@ -82,15 +79,13 @@ def pickup(
 
     The whole pickup, retries included, runs under the biller's ``[schedule].timeout``.
     """
-    from caselle_ic.config.model import load_config
     from caselle_ic.errors import InboxError
-    from caselle_ic.logsafe import install_redaction, mask_accounts, redact
+    from caselle_ic.logsafe import mask_accounts, redact
 
     logger = get_run_logger()
-    cfg = load_config(config)
-    install_redaction(cfg)
+    cfg = load_biller(config)
     with run_timeout(cfg, INBOX_FLOWS[kind]):
-        report = _pickup_with_retries(cfg, kind, config, ledger_url, settle_seconds, now, via_flow)
+        report = _pickup_with_retries(cfg, kind, ledger_url, settle_seconds, now, via_flow)
     for line in report.summary_lines():
         logger.info(line)
     create_markdown_artifact(
@@ -130,7 +125,6 @@ _SETTLED = ("processed", "failed", "duplicate", "vanished")
 def _pickup_with_retries(
     cfg: Any,
     kind: Kind,
-    config: str,
     ledger_url: str | None,
     settle_seconds: float,
     now: str | None,
@@ -146,7 +140,7 @@ def _pickup_with_retries(
     """
     logger = get_run_logger()
     retries, delay = cfg.schedule.retries, cfg.schedule.retry_delay
-    handler = make_handler(kind, config, via_flow=via_flow, ledger_url=ledger_url, now=now)
+    handler = make_handler(kind, cfg, via_flow=via_flow, ledger_url=ledger_url, now=now)
     settled: list[InboxItem] = []
     attempt = 0
     while True:
@@ -207,14 +201,6 @@ def paperless_inbox(
 ) -> dict[str, Any]:
     """Daily: every paperless change log waiting in the inbox -> Caselle paper-statement flags."""
     return pickup("paperless", config, ledger_url=ledger_url, settle_seconds=settle_seconds)
-
-
-INBOX_FLOW_FUNCTIONS: dict[str, Any] = {
-    "invoices": invoice_inbox,
-    "adjustments": adjustments_inbox,
-    "payments": payments_inbox,
-    "paperless": paperless_inbox,
-}
 
 
 # -- the fan-out ---------------------------------------------------------------------------

@@ -15,8 +15,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from caselle_ic.config.model import load_config
-from caselle_ic.flows._common import as_task, finish, run_name
+from caselle_ic.flows._common import as_task, finish, load_biller, run_name
 from caselle_ic.flows.unattended import run_timeout
 from caselle_ic.payments.pipeline import PaymentRunResult, run_daily_payments
 from caselle_ic.payments.reconcile import format_reconciliation
@@ -55,7 +54,7 @@ def daily_payments(
     Ends Failed when nothing could be posted (Caselle unreachable: exit 2); the error
     carries the result, so the inbox keeps the export and the next run posts the rest.
     """
-    cfg = load_config(config)
+    cfg = load_biller(config)
     with run_timeout(cfg, "daily-payments"):
         progress = _Progress(f"posting-{cfg.slug}")
         result = run_daily_payments(

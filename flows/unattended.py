@@ -80,7 +80,7 @@ def run_timeout(cfg: Any, flow_name: str) -> Iterator[None]:
         from caselle_ic.config.model import load_config
 
         try:
-            cfg = load_config(cfg)
+            cfg = load_config(cfg, resolve_secrets=False)
         except Exception:
             yield
             return

@@ -27,14 +27,14 @@ The same table is produced two ways from one plan (:func:`biller_plan`):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError
-from caselle_ic.ops.inbox import KINDS, load_ref
+from caselle_ic.kinds import KINDS, inbox_kinds
 
 WORK_POOL = "caselle-ic"
 TAG = "caselle-ic"
@@ -60,7 +60,7 @@ PULL_STEPS: list[dict[str, Any]] = [
 class DeploymentSpec:
     """One deployment, as data: what :func:`to_runner` and the prefect.yaml are built from."""
 
-    flow_ref: tuple[str, str]  # (module, attribute)
+    flow: Callable[[], Any]  # loads the Prefect flow (caselle_ic.kinds)
     flow_name: str
     name: str
     parameters: dict[str, Any]
@@ -81,36 +81,25 @@ class DeploymentSpec:
     def entrypoint(self) -> str:
         """A module path (``caselle_ic.flows.ops.payments_inbox``): the worker imports the
         flow from the installed package, after the pull steps installed it — no file path
-        into a checkout, so it works from any working directory."""
-        module, attr = self.flow_ref
-        return f"{module}.{attr}"
+        into a checkout, so it works from any working directory. (Imports the flow to read
+        where it is defined.)"""
+        fn = self.flow().fn
+        return f"{fn.__module__}.{fn.__name__}"
 
     def cron_schedules(self) -> list[tuple[str, dict[str, Any]]]:
         return ([(self.cron, {})] if self.cron else []) + list(self.schedules)
 
 
-_INBOX = {
-    "invoices": (
-        ("caselle_ic.flows.ops", "invoice_inbox"),
-        "invoice-inbox",
-        "Statement extracts waiting in the inbox -> IC invoice files in the outbox",
-    ),
-    "adjustments": (
-        ("caselle_ic.flows.ops", "adjustments_inbox"),
-        "adjustments-inbox",
-        "Adjustments extracts waiting in the inbox -> IC invoice files in the outbox",
-    ),
-    "payments": (
-        ("caselle_ic.flows.ops", "payments_inbox"),
-        "payments-inbox",
-        "IC payment exports waiting in the inbox -> Data Pump receipts, voids, lockbox files",
-    ),
-    "paperless": (
-        ("caselle_ic.flows.ops", "paperless_inbox"),
-        "paperless-inbox",
-        "Paperless change logs waiting in the inbox -> Caselle paper-statement flags",
-    ),
-}
+def _input_deadline() -> Any:
+    from caselle_ic.flows.deadline import input_deadline
+
+    return input_deadline
+
+
+def _all_billers() -> Any:
+    from caselle_ic.flows.ops import all_billers
+
+    return all_billers
 
 
 def check_cron(cron: str, where: str, file: Path | None = None) -> str:
@@ -154,21 +143,22 @@ def biller_plan(
     shared ledger database of the inbox runs (default: SQLite in ``[paths].state``).
     """
     specs: list[DeploymentSpec] = []
-    for kind in KINDS:
-        ref, flow_name, description = _INBOX[kind]
-        cron = getattr(cfg.schedule, kind) or None
+    for kind in KINDS.values():
+        if kind.inbox is None:
+            continue
+        cron = getattr(cfg.schedule, kind.name) or None
         if cron:
-            check_cron(cron, f"[schedule].{kind}", cfg.source)
+            check_cron(cron, f"[schedule].{kind.name}", cfg.source)
         specs.append(
             DeploymentSpec(
-                ref,
-                flow_name,
+                kind.inbox.flow,
+                kind.inbox.flow_name,
                 cfg.slug,
                 {"config": config_param, **({"ledger_url": ledger_url} if ledger_url else {})},
-                f"{cfg.name}: {description}",
+                f"{cfg.name}: {kind.inbox.description}",
                 cron=cron,
                 timezone=cfg.timezone if cron else None,
-                tags=(TAG, cfg.slug, kind),
+                tags=(TAG, cfg.slug, kind.name),
                 concurrency_limit=1,  # one pickup per biller and kind at a time
             )
         )
@@ -178,7 +168,7 @@ def biller_plan(
     if expect:
         specs.append(
             DeploymentSpec(
-                ("caselle_ic.flows.deadline", "input_deadline"),
+                _input_deadline,
                 "input-deadline",
                 cfg.slug,
                 {"config": config_param},
@@ -189,26 +179,18 @@ def biller_plan(
             )
         )
     outbox = outbox_param or str(cfg.paths.outbox)
-    specs.append(
-        DeploymentSpec(
-            ("caselle_ic.flows.invoices", "adjustments_file"),
-            "adjustments-file",
-            cfg.slug,
-            {"config": config_param, "out_dir": outbox},
-            f"{cfg.name}: one adjustments extract (give its path as `extract`) -> an IC invoice file",
-            tags=(TAG, cfg.slug, "adjustments"),
-        )
-    )
-    specs.append(
-        DeploymentSpec(
-            ("caselle_ic.flows.balance", "balance_refresh"),
-            "balance-refresh",
-            cfg.slug,
-            {"config": config_param, "out_dir": outbox},
-            f"{cfg.name}: current Caselle balances of the given accounts -> a CSV in the outbox",
-            tags=(TAG, cfg.slug, "balance"),
-        )
-    )
+    for kind in KINDS.values():
+        if kind.on_demand:
+            specs.append(
+                DeploymentSpec(
+                    kind.flow,
+                    kind.flow_name,
+                    cfg.slug,
+                    {"config": config_param, "out_dir": outbox},
+                    f"{cfg.name}: {kind.on_demand}",
+                    tags=(TAG, cfg.slug, kind.name),
+                )
+            )
     return specs
 
 
@@ -216,14 +198,14 @@ def fleet_plan() -> list[DeploymentSpec]:
     """``all-billers/<kind>``: start the ``kind`` inbox run of every biller (on demand)."""
     return [
         DeploymentSpec(
-            ("caselle_ic.flows.ops", "all_billers"),
+            _all_billers,
             "all-billers",
             kind,
             {"kind": kind},
             f"Start the {kind} inbox run of every biller (one run per biller and period)",
             tags=(TAG, "fleet", kind),
         )
-        for kind in KINDS
+        for kind in inbox_kinds()
     ]
 
 
@@ -271,7 +253,7 @@ def to_runner(spec: DeploymentSpec) -> Any:
     """A ``RunnerDeployment`` for ``prefect.serve`` (imports the flow)."""
     from prefect.schedules import Cron
 
-    flow = load_ref(spec.flow_ref)
+    flow = spec.flow()
     schedules = [Cron(c, timezone=spec.timezone, parameters=p) for c, p in spec.cron_schedules()] or None
     return flow.to_deployment(
         name=spec.name,
@@ -303,22 +285,21 @@ def serve_billers(
     Without ``PREFECT_API_URL`` a local Prefect server is started (or reused) on
     127.0.0.1:4200 first, so schedules and runs are kept and shown in its UI.
     """
-    from caselle_ic.logsafe import install_redaction
     from caselle_ic.ops.prefect_server import ensure_server
 
-    cfgs = [load_config(p) for p in config_paths]
-    install_redaction(cfgs)
-    specs = plan(config_paths, ledger_url=ledger_url)
+    specs = plan(config_paths, ledger_url=ledger_url)  # loads each biller file once
     server = ensure_server()
     os.environ["PREFECT_API_URL"] = server.api_url
     from prefect import serve
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: server.api_url}):
-        for line in deploy_alerts(cfgs):
+        # the alert automations need each biller's [alerts] only: no secret to resolve
+        for line in deploy_alerts([load_config(p, resolve_secrets=False) for p in config_paths]):
             print(line)
         deployments = runner_deployments(specs)
-        print(f"serving {len(deployments)} deployments for {len(cfgs)} biller(s); UI: {server.ui_url}")
+        billers = len(config_paths)
+        print(f"serving {len(deployments)} deployments for {billers} biller(s); UI: {server.ui_url}")
         serve(*deployments, limit=limit)
 
 
@@ -343,7 +324,7 @@ def remove_billers(config_paths: Sequence[str | Path]) -> list[str]:
 
     from caselle_ic.ops.alerts import remove_alerts
 
-    slugs = [load_config(p).slug for p in config_paths]
+    slugs = [load_config(p, resolve_secrets=False).slug for p in config_paths]
 
     async def drop() -> list[str]:
         from prefect.client.orchestration import get_client
