@@ -126,23 +126,33 @@ def _claims(cfg) -> list[dict]:  # type: ignore[no-untyped-def]
 
 
 def test_a_red_run_with_work_left_keeps_its_input(biller_toml: Path) -> None:
-    """The flow ends Failed (RunFailedError) but says a rerun sends the rest: stay in the inbox."""
+    """The flow ends Failed (RunFailedError) but its result says a rerun sends the rest:
+    Kind.run hands the inbox the result, and the export stays in the inbox."""
+    import dataclasses
+
+    from caselle_ic import kinds
+
     cfg = load_config(biller_toml)
     path = _drop(cfg)
 
-    def red(p: Path, outbox: Path) -> RunResult:
-        result = RunResult("daily-payments", cfg.name, [p], extra={"retry_later": 3})
+    def red_flow(**kwargs: object) -> RunResult:  # stands in for the Prefect flow's call
+        result = RunResult("daily-payments", cfg.name, [path], outputs=[path], error="Caselle unreachable")
+        result.keep_for_retry(3)
         raise RunFailedError("Caselle Connect could not be reached", result=result)
 
-    report = process_inbox(cfg, "payments", red, settle_seconds=0)
+    kind = dataclasses.replace(kinds.get("payments"), flow=lambda: red_flow)
+    via_flow = lambda p, o: kind.run(p, cfg, via_flow=True, out_dir=o)  # noqa: E731
+    report = process_inbox(cfg, "payments", via_flow, settle_seconds=0)
     (item,) = report.items
     assert item.status == "retry" and path.exists()
+    assert item.result is not None and item.result.exit_status == 2
     assert _claims(cfg)[0]["status"] == "failed"  # the next run takes it over
 
-    def red_for_good(p: Path, outbox: Path) -> RunResult:
-        raise RunFailedError("nothing to write", result=RunResult("daily-payments", cfg.name, [p]))
+    def red_for_good(**kwargs: object) -> RunResult:
+        raise RunFailedError("nothing written", result=RunResult("daily-payments", cfg.name, [], error="bad"))
 
-    report = process_inbox(cfg, "payments", red_for_good, settle_seconds=0)
+    kind = dataclasses.replace(kind, flow=lambda: red_for_good)
+    report = process_inbox(cfg, "payments", lambda p, o: kind.run(p, cfg, via_flow=True), settle_seconds=0)
     assert report.items[0].status == "failed" and not path.exists()
     assert (cfg.paths.error / "payments.csv").exists()
 
