@@ -186,6 +186,7 @@ class ScheduleSection(_Strict):
     """
 
     invoices: str = "0 6 1 * *"  # 06:00 on the 1st of each month
+    audit: str | None = None  # daily-audit; None: an hour after ``payments`` (caselle_ic/audit/schedule.py)
     adjustments: str = ""  # on demand
     payments: str = "0 7 * * *"  # 07:00 every day
     paperless: str = "0 6 * * *"  # 06:00 every day
@@ -197,9 +198,11 @@ class ScheduleSection(_Strict):
     retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=20)
     retry_delay: int = Field(default=DEFAULT_RETRY_DELAY_SECONDS, ge=0, le=86_400)
 
-    @field_validator("invoices", "adjustments", "payments", "paperless")
+    @field_validator("invoices", "adjustments", "payments", "paperless", "audit")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         v = " ".join(v.split())
         if v and not _CRON.match(v):
             raise ValueError(
