@@ -28,7 +28,9 @@ from __future__ import annotations
 import csv
 import functools
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -252,6 +254,14 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
     return [ColumnRules(n, None, nullable=spec.required != "yes", rules=tuple(checks)), *helpers]
 
 
+def _required_for_reversal(n: str, d: Any) -> Any:
+    return ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n])
+
+
+def _required_for_payment_type(n: str, ptype: Any, d: Any) -> Any:
+    return (d["transaction_type"] != "PAYMENT") | (d["payment_type_id"] != ptype) | _nonblank(d[n])
+
+
 def _conditional_checks() -> list[Rule]:
     checks: list[Rule] = []
     for spec in export_columns():
@@ -260,7 +270,7 @@ def _conditional_checks() -> list[Rule]:
             checks.append(
                 Rule(
                     f"{n}: required for REFUND and ACH_REJECT",
-                    lambda d, n=n: ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n]),
+                    partial(_required_for_reversal, n),
                     name=f"{n}_required_reversal",
                 )
             )
@@ -270,11 +280,7 @@ def _conditional_checks() -> list[Rule]:
             checks.append(
                 Rule(
                     f"{n}: required for {what} (payment_type_id {ptype})",
-                    lambda d, n=n, ptype=ptype: (
-                        (d["transaction_type"] != "PAYMENT")
-                        | (d["payment_type_id"] != ptype)
-                        | _nonblank(d[n])
-                    ),
+                    partial(_required_for_payment_type, n, ptype),
                     name=f"{n}_required_{spec.required}",
                 )
             )
