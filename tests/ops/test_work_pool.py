@@ -32,7 +32,8 @@ def test_prefect_yaml_deploys_and_a_worker_runs_it(tmp_path: Path, biller_toml: 
     cfg = load_config(biller_toml)
     cfg.paths.inbox.mkdir(parents=True)
     (cfg.paths.inbox / "notes.txt").write_text("x")
-    server = ensure_server(port=free_port(), home=tmp_path / "home", use_env=False, timeout=300)  # slow on a loaded machine
+    # a loaded machine may take minutes to start the server: a wait, not a timed assertion
+    server = ensure_server(port=free_port(), home=tmp_path / "home", use_env=False, timeout=300)
     try:
         env = {
             **os.environ,
