@@ -28,7 +28,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -439,15 +439,6 @@ def validate_with_pandera(schema: FrameRules, frame: pd.DataFrame, *, prefix: st
     except SchemaErrors as exc:
         return failure_reasons(exc.failure_cases, prefix=prefix)
     return pd.Series([], dtype=object, index=pd.Index([], dtype="int64"))
-
-
-def describe_field_map(records: Iterable[str] = RECORDS) -> str:
-    """The field map as a text table (for docs and error messages)."""
-    lines = []
-    for rec in records:
-        for f in record_fields(rec):
-            lines.append(f"{f.record} {f.pos:>2} {f.filespec_id:>3} {f.ic_field:<20} {f.source}")
-    return "\n".join(lines)
 
 
 _CLEAN_RE = re.compile(f"[{_PY_CONTROL_CLASS}]+")

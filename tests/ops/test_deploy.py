@@ -39,6 +39,7 @@ def test_plan_for_the_sample_biller() -> None:
         f"paperless-inbox/{SLUG}": ("0 6 * * *", "America/Denver", cfg, 1),
         f"adjustments-file/{SLUG}": (None, None, {**cfg, "out_dir": "data/outbox"}, None),
         f"balance-refresh/{SLUG}": (None, None, {**cfg, "out_dir": "data/outbox"}, None),
+        f"daily-audit/{SLUG}": ("0 8 * * *", "America/Denver", cfg, 1),  # an hour after payments
         "all-billers/invoices": (None, None, {"kind": "invoices"}, None),
         "all-billers/adjustments": (None, None, {"kind": "adjustments"}, None),
         "all-billers/payments": (None, None, {"kind": "payments"}, None),
@@ -137,7 +138,7 @@ def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: P
     cfg = load_config(biller_toml)
     cfg.paths.inbox.mkdir(parents=True)
     (cfg.paths.inbox / "readme.txt").write_text("not an input")  # listed as unrecognised
-    specs = [s for s in plan([biller_toml]) if s.flow_ref[0] == "caselle_ic.flows.ops" and s.name == SLUG]
+    specs = [s for s in plan([biller_toml]) if s.entrypoint.startswith("flows/ops.py:") and s.name == SLUG]
     ids = {f"{d.flow_name}/{d.name}": d.apply() for d in runner_deployments(specs)}
     assert set(ids) == {f"{k}-inbox/{SLUG}" for k in ("invoice", "adjustments", "payments", "paperless")}
 
@@ -261,7 +262,7 @@ def test_caselle_ic_serve_registers_every_deployment(prefect_harness: None, bill
     want = {
         f"{f}/{SLUG}" for f in ("invoice-inbox", "adjustments-inbox", "payments-inbox", "paperless-inbox")
     }
-    want |= {f"adjustments-file/{SLUG}", f"balance-refresh/{SLUG}"}
+    want |= {f"adjustments-file/{SLUG}", f"balance-refresh/{SLUG}", f"daily-audit/{SLUG}"}
 
     async def registered() -> set[str]:
         async with get_client() as client:
@@ -285,4 +286,4 @@ def test_caselle_ic_serve_registers_every_deployment(prefect_harness: None, bill
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
-    assert "serving 10 deployments for 1 biller(s)" in out, out[-2000:]  # 6 + 4 all-billers
+    assert "serving 11 deployments for 1 biller(s)" in out, out[-2000:]  # 7 + 4 all-billers
