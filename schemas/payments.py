@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,6 +253,14 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
     return [ColumnRules(n, None, nullable=spec.required != "yes", rules=tuple(checks)), *helpers]
 
 
+def _required_for_reversals(n: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda d: ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n])
+
+
+def _required_for_payment_type(n: str, ptype: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda d: (d["transaction_type"] != "PAYMENT") | (d["payment_type_id"] != ptype) | _nonblank(d[n])
+
+
 def _conditional_checks() -> list[Rule]:
     checks: list[Rule] = []
     for spec in export_columns():
@@ -260,7 +269,7 @@ def _conditional_checks() -> list[Rule]:
             checks.append(
                 Rule(
                     f"{n}: required for REFUND and ACH_REJECT",
-                    lambda d, n=n: ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n]),
+                    _required_for_reversals(n),
                     name=f"{n}_required_reversal",
                 )
             )
@@ -270,11 +279,7 @@ def _conditional_checks() -> list[Rule]:
             checks.append(
                 Rule(
                     f"{n}: required for {what} (payment_type_id {ptype})",
-                    lambda d, n=n, ptype=ptype: (
-                        (d["transaction_type"] != "PAYMENT")
-                        | (d["payment_type_id"] != ptype)
-                        | _nonblank(d[n])
-                    ),
+                    _required_for_payment_type(n, ptype),
                     name=f"{n}_required_{spec.required}",
                 )
             )
