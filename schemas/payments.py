@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -254,12 +253,12 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
     return [ColumnRules(n, None, nullable=spec.required != "yes", rules=tuple(checks)), *helpers]
 
 
-def _required_for_reversal(n: str, d: Any) -> Any:
-    return ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n])
+def _required_for_reversals(n: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda d: ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n])
 
 
-def _required_for_payment_type(n: str, ptype: Any, d: Any) -> Any:
-    return (d["transaction_type"] != "PAYMENT") | (d["payment_type_id"] != ptype) | _nonblank(d[n])
+def _required_for_payment_type(n: str, ptype: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda d: (d["transaction_type"] != "PAYMENT") | (d["payment_type_id"] != ptype) | _nonblank(d[n])
 
 
 def _conditional_checks() -> list[Rule]:
@@ -270,7 +269,7 @@ def _conditional_checks() -> list[Rule]:
             checks.append(
                 Rule(
                     f"{n}: required for REFUND and ACH_REJECT",
-                    partial(_required_for_reversal, n),
+                    _required_for_reversals(n),
                     name=f"{n}_required_reversal",
                 )
             )
@@ -280,7 +279,7 @@ def _conditional_checks() -> list[Rule]:
             checks.append(
                 Rule(
                     f"{n}: required for {what} (payment_type_id {ptype})",
-                    partial(_required_for_payment_type, n, ptype),
+                    _required_for_payment_type(n, ptype),
                     name=f"{n}_required_{spec.required}",
                 )
             )
