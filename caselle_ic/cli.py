@@ -162,6 +162,43 @@ def cmd_paperless(args: argparse.Namespace, cfg: Any) -> Any:
     return run_kind("paperless", args.log, cfg, args, out_dir=args.out, ledger_url=args.ledger)
 
 
+def _audit_args(p: argparse.ArgumentParser) -> None:
+    config_arg(p)
+    p.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the payments' date")
+    out_arg(p, help="where audit-YYYY-MM-DD.csv goes")
+    ledger_arg(p)
+    p.add_argument(
+        "--export",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="the day's export(s) (default: the archive)",
+    )
+
+
+@command(
+    "audit",
+    "prove a day's payments landed in Caselle exactly once (SPEC §11)",
+    _audit_args,
+    loads_config=False,
+)
+def cmd_audit(args: argparse.Namespace, cfg: Any) -> Any:
+    """Exit 0 clean, 1 discrepancies, 2 cannot run."""
+    from caselle_ic.audit.pipeline import run_audit
+
+    kwargs: dict[str, Any] = {
+        "config": str(args.config),
+        "out_dir": str(args.out),
+        "ledger_url": args.ledger,
+        "exports": [str(p) for p in args.export] if args.export else None,
+    }
+    if prefect_configured():
+        from caselle_ic.flows.audit import daily_audit
+
+        return daily_audit(date=args.date, **kwargs)
+    return run_audit(day=args.date, **kwargs)
+
+
 def _balance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("account", metavar="ACCOUNT", help="the account (customer number) to look up")
     config_arg(p)
@@ -189,6 +226,11 @@ def _emulator_args(p: argparse.ArgumentParser) -> None:
         default=0,
         help="fault: the next N mutation requests commit, then the connection drops",
     )
+    p.add_argument(
+        "--schema-variant",
+        metavar="missing-field|renamed-arg|FILE.graphql",
+        help="serve a schema that differs from ours (to test `caselle-ic check --live`)",
+    )
 
 
 @command("emulator", "run the Caselle Connect emulator on 127.0.0.1", _emulator_args, loads_config=False)
@@ -204,6 +246,7 @@ def cmd_emulator(args: argparse.Namespace, cfg: Any) -> int:
         latency_ms=args.latency_ms,
         fail_next=args.fail_next,
         drop_after_commit=args.drop_after_commit,
+        schema_variant=args.schema_variant,
     )
     return 0
 
@@ -236,6 +279,71 @@ def cmd_codes(args: argparse.Namespace, cfg: Any) -> Report:
         invoice_type=args.invoice_type,
     )
     return Report(0, {"explanation": text}, stdout=text + "\n")
+
+
+def _check_args(p: argparse.ArgumentParser) -> None:
+    config_arg(p)
+    p.add_argument(
+        "--live", action="store_true", help="authenticate to every endpoint and compare its schema"
+    )
+    p.add_argument("--account", metavar="N", help="also look up this customer number (RTDR, setting 8)")
+
+
+@command(
+    "check",
+    "is this biller file ready? settings, codes; --live: the endpoints",
+    _check_args,
+    loads_config=False,
+)
+def cmd_check(args: argparse.Namespace, cfg: Any) -> Report:
+    # loads the file itself: a file that does not load is a finding (exit 2), not a crash
+    from caselle_ic.ops.check import render_text, run_check
+
+    report = run_check(args.config, live=args.live, account=args.account)
+    payload = {k: v for k, v in report.as_json().items() if k != "exit_status"}
+    return Report(report.exit_status, payload, stdout=render_text(report) + "\n")
+
+
+def _trace_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("payment_guid", metavar="PAYMENT_GUID", help="IC PaymentGUID (payment_guid column)")
+    config_arg(p)
+    ledger_arg(p)
+
+
+@command(
+    "trace",
+    "the life of one payment: export line, codes, states, receipt/file, void",
+    _trace_args,
+    loads_config=False,
+)
+def cmd_trace(args: argparse.Namespace, cfg: Any) -> Report:
+    from caselle_ic.ops.trace import render_text, trace_payment
+
+    found = trace_payment(args.payment_guid, args.config, ledger_url=args.ledger)
+    return Report(0, dict(found), stdout=render_text(found) + "\n")
+
+
+def _claims_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--release", metavar="SHA256|FILE", help="forget this claim: the content is processed again"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="release a claim even if its run may still be working"
+    )
+    p.add_argument("--all", action="store_true", help="also list done claims (processed content)")
+    config_arg(p)
+    ledger_arg(p)
+
+
+@command("inbox-claims", "list the inbox claims (who took which file), release one", _claims_args)
+def cmd_inbox_claims(args: argparse.Namespace, cfg: Any) -> Report:
+    from caselle_ic.ops import claims
+
+    if args.release:
+        result = claims.release_claim(cfg, args.release, args.ledger, force=args.force)
+    else:
+        result = claims.list_claims(cfg, args.ledger, include_done=args.all)
+    return Report(0, dict(result), stdout=claims.render_text(result) + "\n")
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:

@@ -222,13 +222,16 @@ class ScheduleSection(_Strict):
     """
 
     invoices: str = "0 6 1 * *"  # 06:00 on the 1st of each month
+    audit: str | None = None  # daily-audit; None: an hour after ``payments`` (caselle_ic/audit/schedule.py)
     adjustments: str = ""  # on demand
     payments: str = "0 7 * * *"  # 07:00 every day
     paperless: str = "0 6 * * *"  # 06:00 every day
 
-    @field_validator("invoices", "adjustments", "payments", "paperless")
+    @field_validator("invoices", "adjustments", "payments", "paperless", "audit")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         v = " ".join(v.split())
         if v and not _CRON.match(v):
             raise ValueError(

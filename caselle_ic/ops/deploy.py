@@ -12,6 +12,8 @@ deployment                  what it runs                           when (``[sche
 ``adjustments-inbox/<b…>``  adjustments extracts                   ``adjustments``, on demand
 ``adjustments-file/<b…>``   one adjustments extract (path given)   on demand
 ``balance-refresh/<b…>``    balances of a list of accounts         on demand
+``daily-audit/<biller>``    yesterday's payments against Caselle   ``audit``, an hour after
+                            (SPEC §11)                             ``payments``
 ==========================  =====================================  ==========================
 
 plus, once for the fleet, ``all-billers/<kind>`` (on demand): the fan-out of
@@ -146,7 +148,35 @@ def biller_plan(
                     tags=(TAG, cfg.slug, kind.name),
                 )
             )
+    specs.append(audit_spec(cfg, config_param, ledger_url))
     return specs
+
+
+def _audit_flow() -> Any:
+    from caselle_ic.flows.audit import daily_audit
+
+    return daily_audit
+
+
+def audit_spec(cfg: BillerConfig, config_param: str, ledger_url: str | None = None) -> DeploymentSpec:
+    """``daily-audit/<biller>`` (SPEC §11): yesterday's payments against Caselle, an hour
+    after the payments pickup (``[schedule].audit``); CSV in ``<outbox>/audit/``."""
+    from caselle_ic.audit.schedule import audit_cron
+
+    cron = audit_cron(cfg.schedule)
+    if cron:
+        check_cron(cron, "[schedule].audit", cfg.source)
+    return DeploymentSpec(
+        _audit_flow,
+        "daily-audit",
+        cfg.slug,
+        {"config": config_param, **({"ledger_url": ledger_url} if ledger_url else {})},
+        f"{cfg.name}: prove yesterday's payments landed in Caselle exactly once (discrepancies -> alert)",
+        cron=cron,
+        timezone=cfg.timezone if cron else None,
+        tags=(TAG, cfg.slug, "audit"),
+        concurrency_limit=1,
+    )
 
 
 def fleet_plan() -> list[DeploymentSpec]:

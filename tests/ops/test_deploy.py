@@ -39,6 +39,7 @@ def test_plan_for_the_sample_biller() -> None:
         f"paperless-inbox/{SLUG}": ("0 6 * * *", "America/Denver", cfg, 1),
         f"adjustments-file/{SLUG}": (None, None, {**cfg, "out_dir": "data/outbox"}, None),
         f"balance-refresh/{SLUG}": (None, None, {**cfg, "out_dir": "data/outbox"}, None),
+        f"daily-audit/{SLUG}": ("0 8 * * *", "America/Denver", cfg, 1),  # an hour after payments
         "all-billers/invoices": (None, None, {"kind": "invoices"}, None),
         "all-billers/adjustments": (None, None, {"kind": "adjustments"}, None),
         "all-billers/payments": (None, None, {"kind": "payments"}, None),
@@ -261,7 +262,7 @@ def test_caselle_ic_serve_registers_every_deployment(prefect_harness: None, bill
     want = {
         f"{f}/{SLUG}" for f in ("invoice-inbox", "adjustments-inbox", "payments-inbox", "paperless-inbox")
     }
-    want |= {f"adjustments-file/{SLUG}", f"balance-refresh/{SLUG}"}
+    want |= {f"adjustments-file/{SLUG}", f"balance-refresh/{SLUG}", f"daily-audit/{SLUG}"}
 
     async def registered() -> set[str]:
         async with get_client() as client:
@@ -285,4 +286,4 @@ def test_caselle_ic_serve_registers_every_deployment(prefect_harness: None, bill
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
-    assert "serving 10 deployments for 1 biller(s)" in out, out[-2000:]  # 6 + 4 all-billers
+    assert "serving 11 deployments for 1 biller(s)" in out, out[-2000:]  # 7 + 4 all-billers
