@@ -46,7 +46,7 @@ from caselle_ic.config.model import BillerConfig, Setting
 from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.payments.codes import parse_fallback
 from caselle_ic.tabular.output import REASON, atomic_output
-from caselle_ic.tabular.text import clean_text
+from caselle_ic.tabular.text import CONTROL_CLASS, clean_text
 
 MAX_DISTRIBUTION_CODE = 9999
 MAX_PAYMENT_CODE = 99
@@ -248,7 +248,7 @@ def lockbox_problems(frame: pd.DataFrame) -> pd.Series:
     acct = _text(frame["account_number"])
     acct_len = pc.utf8_length(acct).to_numpy(zero_copy_only=False)
     acct_blank = pc.equal(pc.utf8_trim_whitespace(acct), "").to_numpy(zero_copy_only=False)
-    acct_ctrl = pc.match_substring_regex(acct, r"[\x00-\x1f\x7f]").to_numpy(zero_copy_only=False)
+    acct_ctrl = pc.match_substring_regex(acct, f"[{CONTROL_CLASS}]").to_numpy(zero_copy_only=False)
     dc_na, pc_na, cents_na = dc.isna().to_numpy(), pcode.isna().to_numpy(), cents.isna().to_numpy()
     dcv = dc.fillna(0).to_numpy(dtype=np.int64)
     pcv = pcode.fillna(0).to_numpy(dtype=np.int64)
