@@ -66,6 +66,8 @@ class ColumnSpec:
     kind: str
     values: tuple[str, ...]
     meaning: str
+    #: most characters the ledger column holds (SQLite and PostgreSQL alike); 0 = no limit
+    max_length: int = 0
 
 
 @functools.cache
@@ -81,6 +83,7 @@ def export_columns() -> tuple[ColumnSpec, ...]:
             kind=row["kind"].strip(),
             values=tuple(v.strip() for v in row["values"].split("|") if v.strip()),
             meaning=row["meaning"].strip(),
+            max_length=int((row.get("max_length") or "0").strip() or 0),
         )
         if spec.required not in REQUIRED_RULES or spec.kind not in KINDS:
             raise ValueError(f"{SPEC_FILE}: column {spec.name}: bad required/kind {row}")
@@ -170,6 +173,10 @@ def _blank_or_in(values: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return lambda s: s.fillna("").isin(allowed)
 
 
+def _at_most(limit: int) -> Callable[[pd.Series], pd.Series]:
+    return lambda s: s.fillna("").str.len() <= limit
+
+
 def _bad(n: str) -> str:
     return f"_{n}_bad"
 
@@ -250,6 +257,9 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
             f"{n}: must be greater than 0", lambda c: c.isna() | (c.fillna(1) > 0), name=f"{n}_positive"
         )
         helpers.append(ColumnRules(f"_{n}_cents", "Int64", nullable=True, rules=(positive,)))
+    if spec.max_length:  # a longer value would stop a PostgreSQL run (VARCHAR): quarantine its line
+        error = f"{n}: longer than {spec.max_length} characters"
+        checks.append(Rule(error, _at_most(spec.max_length), name=f"{n}_max_length"))
     return [ColumnRules(n, None, nullable=spec.required != "yes", rules=tuple(checks)), *helpers]
 
 
