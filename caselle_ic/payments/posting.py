@@ -604,7 +604,18 @@ class PostingRun:
 
     # -- reversals ---------------------------------------------------------------------------
     def void_reversals(self) -> int:
-        """REFUND / ACH_REJECT: void the original's receipt once, or say why not."""
+        """REFUND / ACH_REJECT: void the original's receipt once, or say why not. A void
+        whose answer was lost and that settled as "not voided" is sent again in this run
+        (like a post), at most ``max_sends_per_run`` times."""
+        voided = 0
+        for _ in range(self.options.max_sends_per_run):
+            absent = self.stats.voids_settled_absent
+            voided += self._void_round()
+            if self.stats.voids_settled_absent == absent or self._no_more_posts.is_set():
+                break
+        return voided
+
+    def _void_round(self) -> int:
         pending = self.book.pending_reversals()
         if not pending:
             return 0
@@ -628,7 +639,7 @@ class PostingRun:
             elif orig_guid not in originals:
                 lookups.append(r)
             else:
-                decision = self._decide(guid, originals[orig_guid])
+                decision = self._decide(r, originals[orig_guid])
                 if decision["state"] == VOID_SENDING:
                     taken[orig_guid] = guid
                 decisions.append(decision)
@@ -640,8 +651,8 @@ class PostingRun:
         failpoint("void.claimed")
         return sum(self._void(row) for row in held)
 
-    def _decide(self, guid: str, orig: Mapping[str, Any]) -> dict[str, Any]:
-        state = orig["state"]
+    def _decide(self, reversal: Mapping[str, Any], orig: Mapping[str, Any]) -> dict[str, Any]:
+        guid, state = str(reversal["payment_guid"]), orig["state"]
         if orig["transaction_type"] != PAYMENT:
             return _decision(
                 guid,
@@ -653,14 +664,17 @@ class PostingRun:
             return _decision(
                 guid, MANUAL, f"manual: the original went by {where}; reverse it in Caselle by hand"
             )
-        if state == POSTED and orig["receipt_number"] is not None:
-            return _decision(guid, VOID_SENDING, None, int(orig["receipt_number"]))
         if state == REJECTED:
             return _decision(
                 guid,
                 REPORTED,
                 "the original payment was refused by Caselle and never posted; nothing to void",
             )
+        partial = _partial(reversal, int(orig["amount_cents"]))
+        if partial is not None:
+            return partial
+        if state == POSTED and orig["receipt_number"] is not None:
+            return _decision(guid, VOID_SENDING, None, int(orig["receipt_number"]))
         return _decision(guid, PENDING, f"waiting: the original payment is {state}; it is voided once posted")
 
     def _look_up_originals(
@@ -705,6 +719,11 @@ class PostingRun:
                         )
                     )
                 elif live:
+                    receipt = next(x for x in outcome.value or [] if x.receipt_number == live[0])
+                    partial = _partial(r, int(receipt.amount.scaleb(2)))
+                    if partial is not None:
+                        out.append(partial)
+                        continue
                     taken[orig_guid] = guid
                     out.append(_decision(guid, VOID_SENDING, None, live[0]))
                 elif outcome.value:
@@ -729,7 +748,15 @@ class PostingRun:
 
     def _void(self, row: Mapping[str, Any]) -> int:
         """Send one void (intent already recorded) and record its answer."""
-        number = int(row["receipt_number"])
+        number, guid = int(row["receipt_number"]), str(row["payment_guid"])
+        with self._lock:
+            if self._sends[guid] >= self.options.max_sends_per_run:
+                sent = self._sends[guid]
+                self.book.apply(
+                    [_set(row, PENDING, f"Caselle failed {sent} times in this run; the next run voids it")]
+                )
+                return 0
+            self._sends[guid] += 1
         try:
             receipt = self._client(_purpose(row)).void_receipt(number, self.run_date)
         except OutcomeUnknownError as exc:
@@ -893,6 +920,20 @@ class PostingRun:
 
 def _decision(guid: str, state: str, reason: str | None, receipt_number: int | None = None) -> dict[str, Any]:
     return {"guid": guid, "state": state, "reason": reason, "receipt_number": receipt_number}
+
+
+def _partial(reversal: Mapping[str, Any], original_cents: int) -> dict[str, Any] | None:
+    """SPEC §6: a void reverses the whole receipt, so only a full reversal (the original's
+    amount) is voided; any other amount goes to a person (``manual``), nothing is sent."""
+    cents = int(reversal["amount_cents"])
+    if cents == original_cents:
+        return None
+    return _decision(
+        str(reversal["payment_guid"]),
+        MANUAL,
+        f"manual: a partial reversal ({cents_to_decimal(cents)} of the original's "
+        f"{cents_to_decimal(original_cents)}) is not voided; adjust the receipt in Caselle by hand",
+    )
 
 
 def _rule_source(rule: str) -> str:
