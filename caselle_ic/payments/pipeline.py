@@ -22,6 +22,8 @@ which need no network, are still written in that case.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from caselle_ic.config.model import BillerConfig, load_config, resolve_now
+from caselle_ic.errors import OutputError
 from caselle_ic.payments.codes import PaymentCodeConfig, load_payment_codes, resolve_codes
 from caselle_ic.payments.export import PaymentExport, read_payment_export
 from caselle_ic.payments.posting import PaymentBook, PostingOptions, PostingRun
@@ -163,6 +166,33 @@ def wait_for_other_runs(engine: PostingRun, guids: Sequence[str]) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------
+def check_outputs(out: Path) -> None:
+    """Every place this run writes to — ``out`` (lockbox files, the reconciliation) and
+    ``out/rejects`` — must be a writable directory, or creatable as one, BEFORE the first
+    request to Caselle: a run must not move money and then fail to say so (issue 13.6).
+    Nothing is created here; a file is created and removed to prove writing works."""
+    for directory, what in ((out, "the output directory"), (out / "rejects", "the rejects directory")):
+        _check_directory(directory, what)
+
+
+def _check_directory(path: Path, what: str) -> None:
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            target = os.readlink(existing)
+            raise OutputError(f"{what} {path}: {existing} is a symbolic link to {target}, which does not exist")
+        if existing.parent == existing:  # pragma: no cover - the root always exists
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{what} {path}: {existing} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".caselle-ic-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{what} {path}: {existing} is not writable ({exc.strerror})") from None
+
+
 def run_daily_payments(
     export: str | Path,
     config: str | Path | BillerConfig,
@@ -180,6 +210,7 @@ def run_daily_payments(
     run_date = resolve_now(now, cfg.tz).date()
     export_path, out = Path(export), Path(out_dir)
     opts = options or PostingOptions.from_env()
+    check_outputs(out)
 
     parsed: PaymentExport = wrap(read_export)(export_path, cfg)
     codes = load_payment_codes(cfg)
