@@ -180,7 +180,9 @@ def _check_directory(path: Path, what: str) -> None:
     while not existing.exists():
         if existing.is_symlink():
             target = os.readlink(existing)
-            raise OutputError(f"{what} {path}: {existing} is a symbolic link to {target}, which does not exist")
+            raise OutputError(
+                f"{what} {path}: {existing} is a symbolic link to {target}, which does not exist"
+            )
         if existing.parent == existing:  # pragma: no cover - the root always exists
             break
         existing = existing.parent
