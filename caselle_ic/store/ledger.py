@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import ConfigError, LedgerError
+from caselle_ic.store.columns import INPUT_NAME_LENGTH, ledger_length
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_MIGRATION_LOCK = 0x_CA5E_11E  # advisory lock key for migrations
@@ -63,7 +64,7 @@ def _v1_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("run_id", sa.String(36), primary_key=True),
         sa.Column("biller", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(40), nullable=False),
-        sa.Column("input_name", sa.String(500)),
+        sa.Column("input_name", sa.String(INPUT_NAME_LENGTH)),
         sa.Column("input_sha256", sa.String(64)),
         sa.Column("started_at", sa.String(32), nullable=False),
         sa.Column("finished_at", sa.String(32)),
@@ -102,20 +103,22 @@ def _v2_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         "payments",
         md,
         sa.Column("biller", sa.String(200), primary_key=True),
-        sa.Column("payment_guid", sa.String(64), primary_key=True),
+        sa.Column("payment_guid", sa.String(ledger_length("payment_guid")), primary_key=True),
         # the payment as first recorded (a later line with the same GUID must match it)
         sa.Column("transaction_type", sa.String(12), nullable=False),  # PAYMENT, REFUND, ACH_REJECT
-        sa.Column("original_guid", sa.String(64), nullable=False),  # "" for a PAYMENT
+        sa.Column(
+            "original_guid", sa.String(ledger_length("original_guid")), nullable=False
+        ),  # "" for a PAYMENT
         sa.Column("payment_date", sa.String(19), nullable=False),  # biller local, YYYY-MM-DDTHH:MM:SS
-        sa.Column("account_number", sa.String(64), nullable=False),
-        sa.Column("customer_name", sa.String(300), nullable=False),
-        sa.Column("invoice_number", sa.String(100), nullable=False),
+        sa.Column("account_number", sa.String(ledger_length("account_number")), nullable=False),
+        sa.Column("customer_name", sa.String(ledger_length("customer_name")), nullable=False),
+        sa.Column("invoice_number", sa.String(ledger_length("invoice_number")), nullable=False),
         sa.Column("invoice_type_id", sa.BigInteger),
         sa.Column("payment_type_id", sa.Integer, nullable=False),
-        sa.Column("card_vendor", sa.String(20), nullable=False),
-        sa.Column("obd_vendor", sa.String(20), nullable=False),
+        sa.Column("card_vendor", sa.String(ledger_length("card_vendor")), nullable=False),
+        sa.Column("obd_vendor", sa.String(ledger_length("obd_vendor")), nullable=False),
         sa.Column("amount_cents", sa.BigInteger, nullable=False),
-        sa.Column("export_name", sa.String(500)),
+        sa.Column("export_name", sa.String(INPUT_NAME_LENGTH)),
         sa.Column("export_line", sa.Integer),
         # routing (section 5), re-resolved while the payment is still pending
         sa.Column("distribution_code", sa.BigInteger),

@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from caselle_ic.store.columns import LEDGER_COLUMN, PAYMENT_TEXT_LENGTHS
 from caselle_ic.store.ledger import Ledger, lockbox_files, payments, run_leases, utc_text
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,8 @@ class PaymentBook:
         if frame.empty:
             return pd.DataFrame({"payment_guid": pd.Series([], dtype="string"), "reason": []})
         records = ledger_records(frame)
+        too_long = _too_long(records)
+        records = records[~records["payment_guid"].isin(too_long["payment_guid"])]
         now = utc_text()
         rows = records.assign(
             biller=self.biller,
@@ -206,7 +209,7 @@ class PaymentBook:
         stored = self.rows_for(
             records["payment_guid"].tolist(), columns=(*CONTENT, "export_name", "export_line", "state")
         )
-        return _conflicts(records, stored)
+        return pd.concat([too_long, _conflicts(records, stored)], ignore_index=True)
 
     # -- routing ------------------------------------------------------------------------
     def unsent_payments(self) -> pd.DataFrame:
@@ -639,6 +642,29 @@ def ledger_records(frame: pd.DataFrame) -> pd.DataFrame:
         index=frame.index,
     )
     return out.reset_index(drop=True)
+
+
+def _too_long(records: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a text longer than its ledger column (:mod:`caselle_ic.store.columns`):
+    refused on SQLite as on PostgreSQL, never recorded, as ``payment_guid``, ``reason``."""
+    reasons = pd.Series("", index=records.index, dtype="string")
+    for export_col, limit in PAYMENT_TEXT_LENGTHS.items():
+        column = LEDGER_COLUMN.get(export_col, export_col)
+        if column not in records.columns:
+            continue
+        length = records[column].astype("string").fillna("").str.len()
+        over = length > limit
+        if over.any():
+            why = f"{export_col}: longer than {limit} characters ("
+            add = why + length[over].astype("string") + ")"
+            reasons[over] = reasons[over].where(reasons[over] == "", reasons[over] + "; ") + add
+    bad = reasons != ""
+    return pd.DataFrame(
+        {
+            "payment_guid": records.loc[bad, "payment_guid"].astype("string"),
+            "reason": reasons[bad] + "; not recorded",
+        }
+    ).reset_index(drop=True)
 
 
 _INT_CONTENT = ("invoice_type_id", "payment_type_id", "amount_cents")
