@@ -185,6 +185,33 @@ IN_DOUBT_UNTIL = sa.Column("in_doubt_until", sa.String(32))
 payments.append_column(IN_DOUBT_UNTIL)
 
 
+def _v4_inbox_files(md: sa.MetaData) -> sa.Table:
+    """Migration 4: the inbox claims (:mod:`caselle_ic.store.inbox_claims`), one row per
+    (biller, content SHA-256): who processed which file and how it ended. Before
+    migration 4 the inbox created this table itself (``create_all``), with these columns."""
+    return sa.Table(
+        "inbox_files",
+        md,
+        sa.Column("biller", sa.String(64), primary_key=True),  # lower-case BillerGuid
+        sa.Column("sha256", sa.String(64), primary_key=True),
+        sa.Column("biller_name", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("name", sa.String(500), nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("status", sa.String(12), nullable=False),  # processing | done | failed
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("claimed_by", sa.String(200), nullable=False),
+        sa.Column("claimed_at", sa.String(32), nullable=False),
+        sa.Column("finished_at", sa.String(32), nullable=True),
+        sa.Column("archived_as", sa.String(1000), nullable=True),
+        sa.Column("outputs", sa.Text, nullable=True),  # JSON list of paths
+        sa.Column("detail", sa.Text, nullable=True),  # counts, or the (redacted) failure reason
+    )
+
+
+inbox_files = _v4_inbox_files(metadata)
+
+
 def _m1_runs_and_paperless(conn: Connection) -> None:
     frozen = sa.MetaData()
     for table in _v1_tables(frozen):
@@ -210,11 +237,17 @@ def _m3_in_doubt_until(conn: Connection) -> None:
     _add_column(conn, "payments", "in_doubt_until", "VARCHAR(32)")
 
 
+def _m4_inbox_files(conn: Connection) -> None:
+    # checkfirst: a database the inbox used before migration 4 already has the table
+    _v4_inbox_files(sa.MetaData()).create(conn, checkfirst=True)
+
+
 #: (version, description, function) in the order they apply. Append; never edit.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "runs and paperless changes", _m1_runs_and_paperless),
     (2, "payments (data pump response table), lockbox files, run leases", _m2_payments),
     (3, "payments.in_doubt_until (settle grace)", _m3_in_doubt_until),
+    (4, "inbox_files (inbox claims), if the inbox has not created it already", _m4_inbox_files),
 ]
 
 
@@ -490,6 +523,7 @@ __all__ = [
     "Ledger",
     "biller_key",
     "file_sha256",
+    "inbox_files",
     "ledger_url_for",
     "lockbox_files",
     "metadata",
