@@ -6,7 +6,7 @@ check that nothing was sent twice or lost.
 the first time the code reaches :func:`failpoint` ``(NAME)``; ``NAME:N`` on the N-th time.
 Unset (always, in production), :func:`failpoint` is a dictionary look-up.
 
-Points (caselle_ic/payments/posting.py):
+Points (caselle_ic/payments/posting/):
 
 * ``post.claimed``   — payments marked ``sending`` (intent committed), nothing sent yet
 * ``post.sent``      — Caselle answered the batch; the answer is not recorded

@@ -47,8 +47,8 @@ from caselle_ic.payments.reconcile import (
 )
 from caselle_ic.result import RunResult
 from caselle_ic.schemas.payments import column_names
-from caselle_ic.store import payments as posting
 from caselle_ic.store.ledger import biller_key, ledger_url_for, open_ledger
+from caselle_ic.store.payments import ROUTE, TERMINAL, PaymentState
 from caselle_ic.tabular.csvin import LINE
 from caselle_ic.tabular.output import REASON, write_rejects
 from caselle_ic.tabular.values import cents_to_str
@@ -60,13 +60,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Ledger state (for a row this run changed) -> reconciliation outcome.
 OUTCOME_OF_STATE = {
-    posting.POSTED: "posted",
-    posting.VOIDED: "voided",
-    posting.FILED: "filed",
-    posting.REJECTED: "quarantined",
-    posting.HELD: "quarantined",
-    posting.REPORTED: "quarantined",
-    posting.MANUAL: "manual",
+    PaymentState.POSTED: "posted",
+    PaymentState.VOIDED: "voided",
+    PaymentState.FILED: "filed",
+    PaymentState.REJECTED: "quarantined",
+    PaymentState.HELD: "quarantined",
+    PaymentState.REPORTED: "quarantined",
+    PaymentState.MANUAL: "manual",
 }
 #: The columns of the carried-over table (rows of earlier exports this run finished).
 CARRIED_COLUMNS = [
@@ -128,7 +128,7 @@ def route_payments(book: PaymentBook, codes: PaymentCodeConfig) -> int:
         return 0
     fresh = resolve_codes(unsent, codes)
     changed = np.zeros(len(unsent), dtype=bool)
-    for c in posting.ROUTE:
+    for c in ROUTE:
         a = fresh[c].astype("string").fillna("")
         b = (
             pd.to_numeric(unsent[c], errors="coerce").astype("Int64")
@@ -136,7 +136,7 @@ def route_payments(book: PaymentBook, codes: PaymentCodeConfig) -> int:
             else unsent[c]
         )
         changed |= (a != b.astype("string").fillna("")).to_numpy()
-    book.update_routes(fresh.loc[changed, ["payment_guid", *posting.ROUTE]])
+    book.update_routes(fresh.loc[changed, ["payment_guid", *ROUTE]])
     return int(changed.sum())
 
 
@@ -260,7 +260,7 @@ def _outcome_rows(rows: pd.DataFrame) -> pd.DataFrame:
                 "amount_cents",
             ]
         )
-    posted = (rows["state"] == posting.POSTED) & rows["receipt_number"].notna()
+    posted = (rows["state"] == PaymentState.POSTED) & rows["receipt_number"].notna()
     out = pd.DataFrame(
         {
             "payment_guid": rows["payment_guid"].astype("string"),
@@ -284,7 +284,7 @@ def classify(rows: pd.DataFrame, run_id: str) -> pd.Series:
     mapped = state.map(OUTCOME_OF_STATE).to_numpy(dtype=object)
     has = pd.notna(mapped)
     outcome[mine & has] = mapped[mine & has]
-    outcome[~mine & state.isin(list(posting.TERMINAL)).to_numpy()] = "earlier"
+    outcome[~mine & state.isin(list(TERMINAL)).to_numpy()] = "earlier"
     return pd.Series(outcome, index=rows.index, dtype="string")
 
 
