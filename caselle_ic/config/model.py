@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -24,7 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from caselle_ic.config.tuning import PerformanceSection, PostingSection, with_env_overrides
 from caselle_ic.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Setting(IntEnum):
@@ -169,6 +173,9 @@ class PathsSection(_Strict):
 
 
 _CRON = re.compile(r"^\S+(\s+\S+){4}\Z")
+DEFAULT_TIMEOUT_SECONDS = 7200
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_DELAY_SECONDS = 600
 
 
 class ScheduleSection(_Strict):
@@ -179,19 +186,60 @@ class ScheduleSection(_Strict):
     """
 
     invoices: str = "0 6 1 * *"  # 06:00 on the 1st of each month
+    audit: str | None = None  # daily-audit; None: an hour after ``payments`` (caselle_ic/audit/schedule.py)
     adjustments: str = ""  # on demand
     payments: str = "0 7 * * *"  # 07:00 every day
     paperless: str = "0 6 * * *"  # 06:00 every day
+    #: every flow run of this biller ends TimedOut after this many seconds (SPEC §11); well
+    #: under a day, so a hung run never holds the biller's concurrency slot until the next one
+    timeout: int = Field(default=DEFAULT_TIMEOUT_SECONDS, ge=10, le=86_400)
+    #: an inbox pickup whose files could not be finished now (Caselle unreachable, the ledger
+    #: down) tries again this many times, ``retry_delay`` seconds apart (SPEC §11: 3 x 10 min)
+    retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=20)
+    retry_delay: int = Field(default=DEFAULT_RETRY_DELAY_SECONDS, ge=0, le=86_400)
 
-    @field_validator("invoices", "adjustments", "payments", "paperless")
+    @field_validator("invoices", "adjustments", "payments", "paperless", "audit")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         v = " ".join(v.split())
         if v and not _CRON.match(v):
             raise ValueError(
                 f"{v!r} is not a 5-field cron expression such as '0 6 1 * *' (or \"\" for on demand)"
             )
         return v
+
+
+#: Input kinds an ``[alerts].expect`` deadline may name (the inbox kinds).
+ALERT_KINDS = ("invoices", "adjustments", "payments", "paperless")
+
+
+class AlertsSection(_Strict):
+    """Who is told when money did not move (SPEC §11).
+
+    ``notify`` names a Prefect notification block (Slack, e-mail, Teams, custom webhook;
+    ``"slack-webhook/ops"`` or just ``"ops"``); ``""`` means no alerts. ``expect`` maps an
+    input kind to a cron (biller time zone) by which that input must have arrived.
+    """
+
+    notify: str = ""
+    expect: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("expect")
+    @classmethod
+    def _expect(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for kind, cron in v.items():
+            if kind not in ALERT_KINDS:
+                raise ValueError(f"expect: {kind!r} is not an input kind (one of {', '.join(ALERT_KINDS)})")
+            cron = " ".join(str(cron).split())
+            if not _CRON.match(cron):
+                raise ValueError(
+                    f"expect.{kind} = {cron!r} is not a 5-field cron expression such as '0 9 * * 1-5'"
+                )
+            out[kind] = cron
+        return out
 
 
 class _File(_Strict):
@@ -202,6 +250,9 @@ class _File(_Strict):
     lockbox: LockboxSection = Field(default_factory=LockboxSection)
     paths: PathsSection = Field(default_factory=PathsSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    posting: PostingSection = Field(default_factory=PostingSection)
+    performance: PerformanceSection = Field(default_factory=PerformanceSection)
 
 
 @dataclass(frozen=True)
@@ -244,6 +295,9 @@ class BillerConfig:
     paths: Paths
     unresolved: dict[Setting, str] = field(default_factory=dict)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    alerts: AlertsSection = field(default_factory=AlertsSection)
+    posting: PostingSection = field(default_factory=PostingSection)
+    performance: PerformanceSection = field(default_factory=PerformanceSection)
 
     def __repr__(self) -> str:
         return f"BillerConfig(name={self.name!r}, source={str(self.source)!r})"
@@ -355,8 +409,15 @@ def _format_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_config(path: str | Path) -> BillerConfig:
-    """Read, validate and resolve a biller TOML file. Raises ConfigError with what to fix."""
+def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConfig:
+    """Read, validate and resolve a biller TOML file. Raises ConfigError with what to fix.
+
+    Load it once per run and pass the result down (each load resolves the secrets, maybe
+    over the Prefect API). ``resolve_secrets=False`` leaves every ``env:`` /
+    ``prefect-secret:`` reference unresolved (for a run name, which needs no secret).
+    Environment overrides of ``[posting]`` / ``[performance]`` (caselle_ic/env.py) are
+    applied here.
+    """
     src = Path(path)
     try:
         raw_bytes = src.read_bytes()
@@ -387,6 +448,9 @@ def load_config(path: str | Path) -> BillerConfig:
                 setting=str(key),
             ) from None
         text = str(value).strip()
+        if not resolve_secrets and is_reference(text):
+            unresolved[sid] = f"{sid.label} was not resolved (configuration loaded without secrets)"
+            continue
         if sid in PASSWORD_SETTINGS:
             if text and not is_reference(text):
                 raise ConfigError(
@@ -412,12 +476,14 @@ def load_config(path: str | Path) -> BillerConfig:
     paths = Paths(
         *((base / getattr(p, f)).resolve() for f in ("inbox", "outbox", "archive", "error", "state"))
     )
-    # Every secret this process knows is redacted from all log output from now on.
-    from caselle_ic.logsafe import install_redaction
+    # Every secret this process knows is redacted from all log output from now on (the
+    # handlers and Prefect's loggers are covered at the process edge: CLI main, flows).
+    from caselle_ic.logsafe import register_secrets
 
-    install_redaction([v.get_secret_value() for v in secrets.values()])
+    register_secrets([v.get_secret_value() for v in secrets.values()])
 
     b = parsed.biller
+    log.debug("loaded the biller file %s%s", src, "" if resolve_secrets else " (secrets not resolved)")
     return BillerConfig(
         source=src,
         name=b.name,
@@ -432,6 +498,9 @@ def load_config(path: str | Path) -> BillerConfig:
         paths=paths,
         unresolved=unresolved,
         schedule=parsed.schedule,
+        alerts=parsed.alerts,
+        posting=with_env_overrides(parsed.posting, "posting"),
+        performance=with_env_overrides(parsed.performance, "performance"),
     )
 
 

@@ -9,7 +9,9 @@ Routes (every one needs credentials):
 * ``POST <any prefix>/oauth/token`` — client credentials (form fields ``client_id`` and
   ``client_secret``, or HTTP basic): ``{"access_token", "token_type": "Bearer", "expires_in"}``.
 * ``GET /_admin/state``, ``POST /_admin/faults``, ``POST /_admin/expire-tokens``,
-  ``GET /_admin/paper-updates``, ``GET /_admin/receipts`` — HTTP basic with the secret.
+  ``GET /_admin/paper-updates``, ``GET /_admin/receipts``, ``POST /_admin/receipts/<op>``
+  (hand edits: void, change, duplicate, delete), ``GET /_admin/requests`` — HTTP basic
+  with the secret (see ``emulator/admin.py``).
 """
 
 from __future__ import annotations
@@ -27,16 +29,65 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from ariadne import MutationType, QueryType, ScalarType, make_executable_schema
 from ariadne.asgi import GraphQL
-from graphql import GraphQLError, OperationType, parse
+from graphql import GraphQLError, OperationType
+from graphql import build_schema as parse_sdl
 from graphql.language import OperationDefinitionNode
 
+from caselle_ic.emulator import hostile as hostile_mode
+from caselle_ic.emulator.admin import (
+    RequestLog,
+    parse_cached,
+    query_parser,
+    query_validator,
+    receipt_operation,
+)
+from caselle_ic.emulator.fastpath import receipts_answer
 from caselle_ic.emulator.store import Store, StoreError
 from caselle_ic.schemas import schema_sdl
+
+#: ``--schema-variant NAME``: serve a schema that differs from ``schemas/caselle_connect.graphql``
+#: in one way a real Caselle might (text replaced once), so ``caselle-ic check --live`` has a
+#: difference to find. Any other value is the path of a whole .graphql file to serve.
+SCHEMA_VARIANTS: dict[str, tuple[str, str]] = {
+    # Customer.balance gone: breaks the RTDR lookup (settings 8/88), nothing else.
+    "missing-field": (
+        '  "The customer\'s current balance. Causes extra database reads when used in a query."\n'
+        "  balance: Decimal\n",
+        "",
+    ),
+    # void_receipt(date:) renamed: breaks voids (settings 11 and 101), nothing else.
+    "renamed-arg": (
+        "void_receipt(receiptNumber: Int!, date: Date!)",
+        "void_receipt(receiptNumber: Int!, voidDate: Date!)",
+    ),
+}
+
+
+def variant_sdl(variant: str | None = None) -> str:
+    """The SDL to serve: the project's schema, a built-in variant, or a .graphql file."""
+    sdl = schema_sdl()
+    if not variant:
+        return sdl
+    if variant in SCHEMA_VARIANTS:
+        old, new = SCHEMA_VARIANTS[variant]
+        if old not in sdl:
+            raise ValueError(f"schema variant {variant!r} no longer applies to caselle_connect.graphql")
+        return sdl.replace(old, new, 1)
+    try:
+        return Path(variant).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        names = ", ".join(SCHEMA_VARIANTS)
+        raise ValueError(
+            f"--schema-variant {variant!r} is neither a variant ({names}) nor a readable .graphql "
+            f"file ({exc})"
+        ) from None
+
 
 log = logging.getLogger("caselle_ic.emulator")
 
@@ -62,8 +113,46 @@ class Faults:
     down_prefixes: list[str] = field(default_factory=list)  # GraphQL paths under these answer 503
     unauthenticated_as: str = "http"  # "http": HTTP 401; "graphql": HTTP 200 + UNAUTHENTICATED
     token_ttl: int = 3600  # lifetime of tokens issued from now on, seconds
+    # Hostile answers (issue 13, emulator/hostile.py): the next `hostile_next` requests to
+    # `hostile_on` ("graphql" or "token") are answered the `hostile` way, with its parameter.
+    hostile: str = ""  # one of hostile_mode.MODES
+    hostile_next: int = 0
+    hostile_on: str = "graphql"  # "mutation": GraphQL requests that are mutations only
+    hostile_body: str = ""  # "body": answered instead of the real answer
+    hostile_fields: dict[str, Any] = field(default_factory=dict)  # "fields": set in every object
+    hostile_size: int = 0  # "huge_error": characters of each error message
+    slow_body_s: float = 1.0  # "slow": seconds between two bytes of the answer
 
-    _INT_FIELDS = ("latency_ms", "fail_next", "drop_after_commit", "internal_after_commit", "token_ttl")
+    _INT_FIELDS = (
+        "latency_ms",
+        "fail_next",
+        "drop_after_commit",
+        "internal_after_commit",
+        "token_ttl",
+        "hostile_next",
+        "hostile_size",
+    )
+    _CHECKS: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
+        "hostile": (lambda v: v in ("", *hostile_mode.MODES), f"hostile must be one of {hostile_mode.MODES}"),
+        "hostile_on": (
+            lambda v: v in ("graphql", "mutation", "token"),
+            "hostile_on: graphql, mutation or token",
+        ),
+        "hostile_body": (lambda v: isinstance(v, str), "hostile_body must be a string"),
+        "hostile_fields": (lambda v: isinstance(v, dict), "hostile_fields must be an object"),
+        "slow_body_s": (
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 60,
+            "slow_body_s must be 0-60 seconds",
+        ),
+    }
+
+    def hostile_for(self, endpoint: str, *, mutation: bool = False) -> bool:
+        """Is this request to ``endpoint`` one to answer the hostile way? (counts down)"""
+        on = self.hostile_on
+        if self.hostile and self.hostile_next > 0 and (on == endpoint or (on == "mutation" and mutation)):
+            self.hostile_next -= 1
+            return True
+        return False
 
     def update(self, changes: dict[str, Any]) -> None:
         if changes.get("reset"):
@@ -81,6 +170,11 @@ class Faults:
                 if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
                     raise ValueError("down_prefixes must be a list of path prefixes")
                 self.down_prefixes = list(value)
+            elif key in self._CHECKS:
+                ok, message = self._CHECKS[key]
+                if not ok(value):
+                    raise ValueError(message)
+                setattr(self, key, value)
             elif key == "unauthenticated_as":
                 if value not in ("http", "graphql"):
                     raise ValueError('unauthenticated_as must be "http" or "graphql"')
@@ -185,11 +279,13 @@ def _after_commit(info: Any, counter: str) -> None:
         raise GraphQLError("internal error (injected after commit)", extensions={"code": "INTERNAL"})
 
 
-def build_schema() -> Any:
+def build_schema(sdl: str | None = None) -> Any:
+    """The executable schema of ``sdl`` (default: the project's). Resolvers are bound only to
+    the root fields the SDL has, so a variant may lack some."""
+    sdl = sdl or schema_sdl()
     query = QueryType()
     mutation = MutationType()
 
-    @query.field("customer")
     def resolve_customer(
         _obj: Any,
         info: Any,
@@ -212,11 +308,9 @@ def build_schema() -> Any:
             raise _gql_error(exc) from None
         return _customer_out(row)
 
-    @query.field("receipts")
     def resolve_receipts(_obj: Any, info: Any, confirmationNumber: str) -> list[dict[str, Any]]:
         return [_receipt_out(r) for r in _store(info).receipts(confirmationNumber)]
 
-    @mutation.field("create_receipt")
     def resolve_create_receipt(_obj: Any, info: Any, receipt: dict[str, Any]) -> dict[str, Any]:
         amount: Decimal = receipt["amount"]
         if amount != amount.quantize(Decimal("0.01")):
@@ -251,16 +345,18 @@ def build_schema() -> Any:
         _after_commit(info, "receipts_created")
         return _receipt_out(row)
 
-    @mutation.field("void_receipt")
-    def resolve_void_receipt(_obj: Any, info: Any, receiptNumber: int, date: date) -> dict[str, Any]:
+    def resolve_void_receipt(
+        _obj: Any, info: Any, receiptNumber: int, date: date | None = None, voidDate: date | None = None
+    ) -> dict[str, Any]:
+        when = date if date is not None else voidDate  # voidDate: the renamed-arg schema variant
+        assert when is not None  # the schema makes one of them required
         try:
-            row = _store(info).void_receipt(receiptNumber, date)
+            row = _store(info).void_receipt(receiptNumber, when)
         except StoreError as exc:
             raise _gql_error(exc) from None
         _after_commit(info, "receipts_voided")
         return _receipt_out(row)
 
-    @mutation.field("customer_send_paper_invoice_update")
     def resolve_send_paper(
         _obj: Any, info: Any, customerNumber: int, sendPaperStatement: bool
     ) -> dict[str, Any]:
@@ -271,7 +367,24 @@ def build_schema() -> Any:
         _after_commit(info, "paper_updates")
         return _customer_out(row)
 
-    return make_executable_schema(schema_sdl(), query, mutation, decimal_scalar, date_scalar)
+    served = parse_sdl(sdl)  # GraphQLError when the SDL is not valid
+    binds: tuple[tuple[Any, Any, dict[str, Callable[..., Any]]], ...] = (
+        (query, served.query_type, {"customer": resolve_customer, "receipts": resolve_receipts}),
+        (
+            mutation,
+            served.mutation_type,
+            {
+                "create_receipt": resolve_create_receipt,
+                "void_receipt": resolve_void_receipt,
+                "customer_send_paper_invoice_update": resolve_send_paper,
+            },
+        ),
+    )
+    for obj, root, fns in binds:
+        for name, fn in fns.items():
+            if root is not None and name in root.fields:
+                obj.set_field(name, fn)
+    return make_executable_schema(sdl, query, mutation, decimal_scalar, date_scalar)
 
 
 def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
@@ -344,7 +457,7 @@ async def _respond(
 def _is_mutation(body: bytes) -> bool:
     try:
         data = json.loads(body)
-        document = parse(data["query"])
+        document = parse_cached(data["query"])
     except Exception:
         return False
     name = data.get("operationName")
@@ -359,13 +472,14 @@ def _is_mutation(body: bytes) -> bool:
 class EmulatorApp:
     """The whole emulator as one ASGI callable."""
 
-    def __init__(self, store: Store, secret: str, *, token_ttl: int = 3600):
+    def __init__(self, store: Store, secret: str, *, token_ttl: int = 3600, sdl: str | None = None):
         if not secret:
             raise ValueError("the emulator needs a secret")
         self.store = store
         self._secret = secret.encode()
         self.faults = Faults(token_ttl=token_ttl)
         self._tokens: dict[str, float] = {}  # token -> expiry (time.time())
+        self.requests = RequestLog()  # GET /_admin/requests: what was asked (audit: no mutation)
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {
             "graphql_requests": 0,
@@ -379,14 +493,18 @@ class EmulatorApp:
             "injected_503": 0,
             "dropped_connections": 0,
             "injected_internal": 0,
+            "hostile_answers": 0,
         }
+        self.schema = build_schema(sdl)
         self.graphql = GraphQL(
-            build_schema(),
+            self.schema,
             context_value=self._context,
             error_formatter=format_error,
             debug=False,
             introspection=True,
             logger="caselle_ic.emulator.graphql",
+            query_parser=query_parser,
+            query_validator=query_validator,
         )
 
     # -- auth --------------------------------------------------------------------------
@@ -441,6 +559,11 @@ class EmulatorApp:
         path: str = scope["path"].rstrip("/") or "/"
         if path.startswith("/_admin/"):
             await self._admin(scope, receive, send, path)
+        elif path.endswith(TOKEN_SUFFIX) and self.faults.hostile_for("token"):
+            self.counters["hostile_answers"] += 1
+            body = await _read_body(receive)
+            run = lambda s: self._token(scope, _replay(body), s)  # noqa: E731
+            await hostile_mode.answer(self.faults, body, send, run, self.store.all_receipts)
         elif path.endswith(TOKEN_SUFFIX):
             await self._token(scope, receive, send)
         elif path.endswith(GRAPHQL_SUFFIX):
@@ -483,9 +606,11 @@ class EmulatorApp:
         if not self._authorized(scope):
             await self._unauthenticated(send, graphql=True)
             return
+        self.requests.record(body)
         flags: dict[str, bool] = {}
         drop = False
-        if scope.get("method") == "POST" and _is_mutation(body):
+        mutation = scope.get("method") == "POST" and _is_mutation(body)
+        if mutation:
             self.counters["mutation_requests"] += 1
             if faults.drop_after_commit > 0:
                 faults.drop_after_commit -= 1
@@ -496,7 +621,17 @@ class EmulatorApp:
                 self.counters["injected_internal"] += 1
         scope = dict(scope)
         scope["caselle_flags"] = flags
+        if faults.hostile_for("graphql", mutation=mutation):
+            self.counters["hostile_answers"] += 1
+            await hostile_mode.answer(
+                faults, body, send, lambda s: self.graphql(scope, _replay(body), s), self.store.all_receipts
+            )
+            return
         if not drop:
+            fast = None if flags else receipts_answer(self.schema, self.store, body)
+            if fast is not None:  # aliased receipts queries: same answer, without graphql-core
+                await _respond(send, 200, fast)
+                return
             await self.graphql(scope, _replay(body), send)
             return
         # Run the request for real (it commits), then break the answer off half way.
@@ -570,6 +705,13 @@ class EmulatorApp:
             await _respond(send, 200, self.store.paper_updates())
         elif path == "/_admin/receipts" and method == "GET":
             await _respond(send, 200, self.store.all_receipts())
+        elif path.startswith("/_admin/receipts/") and method == "POST":  # hand edits (emulator/admin.py)
+            status, payload = receipt_operation(self.store, path.rsplit("/", 1)[1], body)
+            await _respond(send, status, payload)
+        elif path == "/_admin/requests" and method == "GET":
+            await _respond(
+                send, 200, {"totals": dict(self.requests.totals), "requests": self.requests.entries()}
+            )
         else:
             await _respond(send, 404, {"error": f"no admin route {method} {path}"})
 

@@ -12,6 +12,8 @@ deployment                  what it runs                           when (``[sche
 ``adjustments-inbox/<b…>``  adjustments extracts                   ``adjustments``, on demand
 ``adjustments-file/<b…>``   one adjustments extract (path given)   on demand
 ``balance-refresh/<b…>``    balances of a list of accounts         on demand
+``daily-audit/<biller>``    yesterday's payments against Caselle   ``audit``, an hour after
+                            (SPEC §11)                             ``payments``
 ==========================  =====================================  ==========================
 
 plus, once for the fleet, ``all-billers/<kind>`` (on demand): the fan-out of
@@ -27,24 +29,40 @@ The same table is produced two ways from one plan (:func:`biller_plan`):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError
-from caselle_ic.ops.inbox import KINDS, load_ref
+from caselle_ic.kinds import KINDS, inbox_kinds
 
 WORK_POOL = "caselle-ic"
 TAG = "caselle-ic"
+
+#: Pull steps of every deployment in the prefect.yaml: into the worker's checkout, then
+#: install the project there exactly as locked (the worker runs from that checkout's
+#: .venv, so the flow run's ``import caselle_ic`` sees the synced code). ``uv`` must be on
+#: the worker's PATH.
+PULL_STEPS: list[dict[str, Any]] = [
+    {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}},
+    {
+        "prefect.deployments.steps.run_shell_script": {
+            "id": "install-project",
+            "script": "uv sync --locked",
+            "directory": "{{ $CASELLE_IC_HOME }}",
+            "stream_output": False,
+        }
+    },
+]
 
 
 @dataclass(frozen=True)
 class DeploymentSpec:
     """One deployment, as data: what :func:`to_runner` and the prefect.yaml are built from."""
 
-    flow_ref: tuple[str, str]  # (module, attribute)
+    flow: Callable[[], Any]  # loads the Prefect flow (caselle_ic.kinds)
     flow_name: str
     name: str
     parameters: dict[str, Any]
@@ -54,6 +72,8 @@ class DeploymentSpec:
     tags: tuple[str, ...] = ()
     concurrency_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: more cron schedules (biller time zone), each with its parameters: ``input-deadline``
+    schedules: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -61,33 +81,27 @@ class DeploymentSpec:
 
     @property
     def entrypoint(self) -> str:
-        # a path from the checkout's root, where flows/ is the design card's top level
-        module, attr = self.flow_ref
-        return f"{module.removeprefix('caselle_ic.').replace('.', '/')}.py:{attr}"
+        """A module path (``caselle_ic.flows.ops.payments_inbox``): the worker imports the
+        flow from the installed package, after the pull steps installed it — no file path
+        into a checkout, so it works from any working directory. (Imports the flow to read
+        where it is defined.)"""
+        fn = self.flow().fn
+        return f"{fn.__module__}.{fn.__name__}"
+
+    def cron_schedules(self) -> list[tuple[str, dict[str, Any]]]:
+        return ([(self.cron, {})] if self.cron else []) + list(self.schedules)
 
 
-_INBOX = {
-    "invoices": (
-        ("caselle_ic.flows.ops", "invoice_inbox"),
-        "invoice-inbox",
-        "Statement extracts waiting in the inbox -> IC invoice files in the outbox",
-    ),
-    "adjustments": (
-        ("caselle_ic.flows.ops", "adjustments_inbox"),
-        "adjustments-inbox",
-        "Adjustments extracts waiting in the inbox -> IC invoice files in the outbox",
-    ),
-    "payments": (
-        ("caselle_ic.flows.ops", "payments_inbox"),
-        "payments-inbox",
-        "IC payment exports waiting in the inbox -> Data Pump receipts, voids, lockbox files",
-    ),
-    "paperless": (
-        ("caselle_ic.flows.ops", "paperless_inbox"),
-        "paperless-inbox",
-        "Paperless change logs waiting in the inbox -> Caselle paper-statement flags",
-    ),
-}
+def _input_deadline() -> Any:
+    from caselle_ic.flows.deadline import input_deadline
+
+    return input_deadline
+
+
+def _all_billers() -> Any:
+    from caselle_ic.flows.ops import all_billers
+
+    return all_billers
 
 
 def check_cron(cron: str, where: str, file: Path | None = None) -> str:
@@ -131,60 +145,97 @@ def biller_plan(
     shared ledger database of the inbox runs (default: SQLite in ``[paths].state``).
     """
     specs: list[DeploymentSpec] = []
-    for kind in KINDS:
-        ref, flow_name, description = _INBOX[kind]
-        cron = getattr(cfg.schedule, kind) or None
+    for kind in KINDS.values():
+        if kind.inbox is None:
+            continue
+        cron = getattr(cfg.schedule, kind.name) or None
         if cron:
-            check_cron(cron, f"[schedule].{kind}", cfg.source)
+            check_cron(cron, f"[schedule].{kind.name}", cfg.source)
         specs.append(
             DeploymentSpec(
-                ref,
-                flow_name,
+                kind.inbox.flow,
+                kind.inbox.flow_name,
                 cfg.slug,
                 {"config": config_param, **({"ledger_url": ledger_url} if ledger_url else {})},
-                f"{cfg.name}: {description}",
+                f"{cfg.name}: {kind.inbox.description}",
                 cron=cron,
                 timezone=cfg.timezone if cron else None,
-                tags=(TAG, cfg.slug, kind),
+                tags=(TAG, cfg.slug, kind.name),
                 concurrency_limit=1,  # one pickup per biller and kind at a time
             )
         )
+    expect = cfg.alerts.expect
+    for expected, cron in expect.items():
+        check_cron(cron, f"[alerts].expect.{expected}", cfg.source)
+    if expect:
+        specs.append(
+            DeploymentSpec(
+                _input_deadline,
+                "input-deadline",
+                cfg.slug,
+                {"config": config_param},
+                f"{cfg.name}: alert when an expected input has not arrived by its deadline ([alerts].expect)",
+                timezone=cfg.timezone,
+                tags=(TAG, cfg.slug, "alerts"),
+                schedules=tuple((cron, {"kind": k}) for k, cron in sorted(expect.items())),
+            )
+        )
     outbox = outbox_param or str(cfg.paths.outbox)
-    specs.append(
-        DeploymentSpec(
-            ("caselle_ic.flows.invoices", "adjustments_file"),
-            "adjustments-file",
-            cfg.slug,
-            {"config": config_param, "out_dir": outbox},
-            f"{cfg.name}: one adjustments extract (give its path as `extract`) -> an IC invoice file",
-            tags=(TAG, cfg.slug, "adjustments"),
-        )
-    )
-    specs.append(
-        DeploymentSpec(
-            ("caselle_ic.flows.balance", "balance_refresh"),
-            "balance-refresh",
-            cfg.slug,
-            {"config": config_param, "out_dir": outbox},
-            f"{cfg.name}: current Caselle balances of the given accounts -> a CSV in the outbox",
-            tags=(TAG, cfg.slug, "balance"),
-        )
-    )
+    for kind in KINDS.values():
+        if kind.on_demand:
+            specs.append(
+                DeploymentSpec(
+                    kind.flow,
+                    kind.flow_name,
+                    cfg.slug,
+                    {"config": config_param, "out_dir": outbox},
+                    f"{cfg.name}: {kind.on_demand}",
+                    tags=(TAG, cfg.slug, kind.name),
+                )
+            )
+    specs.append(audit_spec(cfg, config_param, ledger_url))
     return specs
+
+
+def _audit_flow() -> Any:
+    from caselle_ic.flows.audit import daily_audit
+
+    return daily_audit
+
+
+def audit_spec(cfg: BillerConfig, config_param: str, ledger_url: str | None = None) -> DeploymentSpec:
+    """``daily-audit/<biller>`` (SPEC §11): yesterday's payments against Caselle, an hour
+    after the payments pickup (``[schedule].audit``); CSV in ``<outbox>/audit/``."""
+    from caselle_ic.audit.schedule import audit_cron
+
+    cron = audit_cron(cfg.schedule)
+    if cron:
+        check_cron(cron, "[schedule].audit", cfg.source)
+    return DeploymentSpec(
+        _audit_flow,
+        "daily-audit",
+        cfg.slug,
+        {"config": config_param, **({"ledger_url": ledger_url} if ledger_url else {})},
+        f"{cfg.name}: prove yesterday's payments landed in Caselle exactly once (discrepancies -> alert)",
+        cron=cron,
+        timezone=cfg.timezone if cron else None,
+        tags=(TAG, cfg.slug, "audit"),
+        concurrency_limit=1,
+    )
 
 
 def fleet_plan() -> list[DeploymentSpec]:
     """``all-billers/<kind>``: start the ``kind`` inbox run of every biller (on demand)."""
     return [
         DeploymentSpec(
-            ("caselle_ic.flows.ops", "all_billers"),
+            _all_billers,
             "all-billers",
             kind,
             {"kind": kind},
             f"Start the {kind} inbox run of every biller (one run per biller and period)",
             tags=(TAG, "fleet", kind),
         )
-        for kind in KINDS
+        for kind in inbox_kinds()
     ]
 
 
@@ -232,8 +283,8 @@ def to_runner(spec: DeploymentSpec) -> Any:
     """A ``RunnerDeployment`` for ``prefect.serve`` (imports the flow)."""
     from prefect.schedules import Cron
 
-    flow = load_ref(spec.flow_ref)
-    schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
+    flow = spec.flow()
+    schedules = [Cron(c, timezone=spec.timezone, parameters=p) for c, p in spec.cron_schedules()] or None
     return flow.to_deployment(
         name=spec.name,
         schedules=schedules,
@@ -264,21 +315,65 @@ def serve_billers(
     Without ``PREFECT_API_URL`` a local Prefect server is started (or reused) on
     127.0.0.1:4200 first, so schedules and runs are kept and shown in its UI.
     """
-    from caselle_ic.logsafe import install_redaction
     from caselle_ic.ops.prefect_server import ensure_server
 
-    cfgs = [load_config(p) for p in config_paths]
-    install_redaction(cfgs)
-    specs = plan(config_paths, ledger_url=ledger_url)
+    specs = plan(config_paths, ledger_url=ledger_url)  # loads each biller file once
     server = ensure_server()
     os.environ["PREFECT_API_URL"] = server.api_url
     from prefect import serve
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: server.api_url}):
+        # the alert automations need each biller's [alerts] only: no secret to resolve
+        for line in deploy_alerts([load_config(p, resolve_secrets=False) for p in config_paths]):
+            print(line)
         deployments = runner_deployments(specs)
-        print(f"serving {len(deployments)} deployments for {len(cfgs)} biller(s); UI: {server.ui_url}")
+        billers = len(config_paths)
+        print(f"serving {len(deployments)} deployments for {billers} biller(s); UI: {server.ui_url}")
         serve(*deployments, limit=limit)
+
+
+# -- alerts and removal ----------------------------------------------------------------------
+def deploy_alerts(cfgs: Sequence[BillerConfig]) -> list[str]:
+    """Create or update the billers' alert automations (:mod:`caselle_ic.ops.alerts`)."""
+    from caselle_ic.ops.alerts import ensure_alerts
+
+    report = ensure_alerts(list(cfgs))
+    quiet = [c.name for c in cfgs if not c.alerts.notify]
+    return report.lines() + ([f"no alerts ([alerts].notify unset) for: {', '.join(quiet)}"] if quiet else [])
+
+
+def remove_billers(config_paths: Sequence[str | Path]) -> list[str]:
+    """Remove the billers' deployments and alert automations from the Prefect server.
+
+    Every deployment named after a biller's slug and tagged ``caselle-ic`` goes (its
+    scheduled runs with it); past runs and their artifacts stay. The fleet's
+    ``all-billers/<kind>`` deployments stay.
+    """
+    import asyncio
+
+    from caselle_ic.ops.alerts import remove_alerts
+
+    slugs = [load_config(p, resolve_secrets=False).slug for p in config_paths]
+
+    async def drop() -> list[str]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+        gone: list[str] = []
+        async with get_client() as client:
+            found = await client.read_deployments(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=slugs))
+            )
+            flows = {f.id: f.name for f in await client.read_flows()}
+            for d in found:
+                if TAG in (d.tags or []):
+                    await client.delete_deployment(d.id)
+                    gone.append(f"{flows.get(d.flow_id, '?')}/{d.name}")
+        return gone
+
+    removed = [f"deployment removed: {name}" for name in sorted(asyncio.run(drop()))]
+    return removed + remove_alerts(slugs).lines()
 
 
 # -- prefect.yaml for a process work pool ----------------------------------------------------
@@ -306,9 +401,10 @@ def render_prefect_yaml(
             "description": spec.description,
             "tags": list(spec.tags),
             "parameters": spec.parameters,
-            "schedules": [{"cron": spec.cron, "timezone": spec.timezone, "active": True}]
-            if spec.cron
-            else [],
+            "schedules": [
+                {"cron": c, "timezone": spec.timezone, "active": True, **({"parameters": p} if p else {})}
+                for c, p in spec.cron_schedules()
+            ],
         }
         if spec.concurrency_limit:
             d["concurrency_limit"] = spec.concurrency_limit
@@ -319,9 +415,7 @@ def render_prefect_yaml(
         "prefect-version": prefect.__version__,
         "build": None,
         "push": None,
-        "pull": [
-            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}}
-        ],
+        "pull": PULL_STEPS,
         "deployments": deployments,
     }
     header = (
@@ -333,6 +427,10 @@ def render_prefect_yaml(
         + " > prefect.yaml\n"
         "# Deploy:  prefect work-pool create caselle-ic --type process\n"
         "#          prefect deploy --all\n"
-        "# Workers: CASELLE_IC_HOME=/path/to/caselle-ic prefect worker start --pool caselle-ic\n"
+        "# Workers: each has a checkout at $CASELLE_IC_HOME, synced once (uv sync --locked), and runs\n"
+        "#          export CASELLE_IC_HOME=/path/to/caselle-ic\n"
+        "#          $CASELLE_IC_HOME/.venv/bin/prefect worker start --pool caselle-ic\n"
+        "# Before each run the pull steps enter the checkout and run `uv sync --locked` there, so the\n"
+        "# run imports the flows (module entrypoints) from the project as locked, code included.\n"
     )
     return header + yaml.safe_dump(doc, sort_keys=False, width=110)

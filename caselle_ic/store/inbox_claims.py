@@ -1,4 +1,4 @@
-"""The inbox claims: the ``inbox_files`` table of the ledger (migration 4), one row per
+"""The inbox claims: the ``inbox_files`` table of the ledger (migration 5), one row per
 (biller, content SHA-256) saying who processed which file and how it ended, so a file is
 processed once however many pickups race for it (SPEC §10).
 

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "caselle_ic"
 #: folders that must not import each other unless listed in SIDEWAYS.
 LAYERS: list[set[str]] = [
     {"errors", "failpoints", "logsafe", "resources", "env"},
+    {"steps"},  # which pipeline step a direct run is in (uses failpoints)
     {"config"},
     {"tabular"},
     {"result"},
@@ -31,6 +32,7 @@ LAYERS: list[set[str]] = [
     {"flows"},
     {"kinds"},
     {"ops"},
+    {"cli_support"},  # the process edge every command shares
     {"cli", "__main__"},
 ]
 #: Allowed imports between folders of the same rank (none today).

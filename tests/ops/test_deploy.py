@@ -39,14 +39,16 @@ def test_plan_for_the_sample_biller() -> None:
         f"paperless-inbox/{SLUG}": ("0 6 * * *", "America/Denver", cfg, 1),
         f"adjustments-file/{SLUG}": (None, None, {**cfg, "out_dir": "data/outbox"}, None),
         f"balance-refresh/{SLUG}": (None, None, {**cfg, "out_dir": "data/outbox"}, None),
+        f"daily-audit/{SLUG}": ("0 8 * * *", "America/Denver", cfg, 1),  # an hour after payments
         "all-billers/invoices": (None, None, {"kind": "invoices"}, None),
         "all-billers/adjustments": (None, None, {"kind": "adjustments"}, None),
         "all-billers/payments": (None, None, {"kind": "payments"}, None),
         "all-billers/paperless": (None, None, {"kind": "paperless"}, None),
     }
     entry = {s.full_name: s.entrypoint for s in specs}
-    assert entry[f"payments-inbox/{SLUG}"] == "flows/ops.py:payments_inbox"
-    assert entry[f"balance-refresh/{SLUG}"] == "flows/balance.py:balance_refresh"
+    # module entrypoints: the worker imports them from the installed package (issue 9 item 8)
+    assert entry[f"payments-inbox/{SLUG}"] == "caselle_ic.flows.ops.payments_inbox"
+    assert entry[f"balance-refresh/{SLUG}"] == "caselle_ic.flows.balance.balance_refresh"
 
 
 def _with_schedule(biller_toml: Path, schedule: str, name: str | None = None) -> Path:
@@ -89,16 +91,26 @@ def test_committed_prefect_yaml_is_the_generated_one() -> None:
     assert committed == render_prefect_yaml(["data/samples/biller.toml"], root=ROOT)
     doc = yaml.safe_load(committed)
     assert doc["pull"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}}
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}},
+        {
+            "prefect.deployments.steps.run_shell_script": {
+                "id": "install-project",
+                "script": "uv sync --locked",
+                "directory": "{{ $CASELLE_IC_HOME }}",
+                "stream_output": False,
+            }
+        },
     ]
     by_entry = {d["entrypoint"]: d for d in doc["deployments"]}
-    pay = by_entry["flows/ops.py:payments_inbox"]
+    pay = by_entry["caselle_ic.flows.ops.payments_inbox"]
     assert pay["name"] == SLUG
     assert pay["schedules"] == [{"cron": "0 7 * * *", "timezone": "America/Denver", "active": True}]
     assert pay["work_pool"] == {"name": "caselle-ic", "work_queue_name": "default"}
-    assert by_entry["flows/invoices.py:adjustments_file"]["schedules"] == []
-    for d in doc["deployments"]:
-        assert (ROOT / d["entrypoint"].split(":")[0]).name.endswith(".py")
+    assert by_entry["caselle_ic.flows.invoices.adjustments_file"]["schedules"] == []
+    from prefect.flows import Flow, load_flow_from_entrypoint
+
+    for d in doc["deployments"]:  # every entrypoint resolves from the installed package
+        assert isinstance(load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False), Flow)
 
 
 def test_cli_prints_the_same_yaml() -> None:
@@ -137,7 +149,7 @@ def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: P
     cfg = load_config(biller_toml)
     cfg.paths.inbox.mkdir(parents=True)
     (cfg.paths.inbox / "readme.txt").write_text("not an input")  # listed as unrecognised
-    specs = [s for s in plan([biller_toml]) if s.flow_ref[0] == "caselle_ic.flows.ops" and s.name == SLUG]
+    specs = [s for s in plan([biller_toml]) if s.entrypoint.startswith("flows/ops.py:") and s.name == SLUG]
     ids = {f"{d.flow_name}/{d.name}": d.apply() for d in runner_deployments(specs)}
     assert set(ids) == {f"{k}-inbox/{SLUG}" for k in ("invoice", "adjustments", "payments", "paperless")}
 
@@ -261,7 +273,7 @@ def test_caselle_ic_serve_registers_every_deployment(prefect_harness: None, bill
     want = {
         f"{f}/{SLUG}" for f in ("invoice-inbox", "adjustments-inbox", "payments-inbox", "paperless-inbox")
     }
-    want |= {f"adjustments-file/{SLUG}", f"balance-refresh/{SLUG}"}
+    want |= {f"adjustments-file/{SLUG}", f"balance-refresh/{SLUG}", f"daily-audit/{SLUG}"}
 
     async def registered() -> set[str]:
         async with get_client() as client:
@@ -285,4 +297,4 @@ def test_caselle_ic_serve_registers_every_deployment(prefect_harness: None, bill
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
-    assert "serving 10 deployments for 1 biller(s)" in out, out[-2000:]  # 6 + 4 all-billers
+    assert "serving 11 deployments for 1 biller(s)" in out, out[-2000:]  # 7 + 4 all-billers

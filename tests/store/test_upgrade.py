@@ -1,6 +1,6 @@
 """One store: a ledger made by the code before the inbox claims moved into the migrations
 (commit 7fe4e1a, where the inbox created ``inbox_files`` with ``create_all`` on an engine
-of its own) opens with today's code: migration 4 keeps the table and its rows, and the
+of its own) opens with today's code: migration 5 keeps the table and its rows, and the
 claims work on the ledger's one engine. SQLite and PostgreSQL.
 
 The old code runs for real, in a subprocess, from ``git archive 7fe4e1a`` of this
@@ -90,10 +90,10 @@ def test_a_ledger_made_by_the_old_main_upgrades(old_main: Path, url: str, with_l
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     run_old(old_main, url, with_ledger=with_ledger)
     with open_ledger(url) as led:
-        assert led.version() == max(v for v, _, _ in MIGRATIONS) == 4
+        assert led.version() == max(v for v, _, _ in MIGRATIONS) == 5
         with led.begin() as conn:
             versions = list(conn.execute(sa.select(schema_version.c.version).order_by("version")).scalars())
-            assert versions == [1, 2, 3, 4]
+            assert versions == [1, 2, 3, 4, 5]
             assert len(conn.execute(sa.select(runs)).all()) == (1 if with_ledger else 0)
     store = InboxStore(url)
     try:
@@ -123,5 +123,5 @@ def test_a_new_ledger_has_the_inbox_table_from_the_migrations(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     with open_ledger(url) as led, led.begin() as conn:
         assert sa.inspect(conn).has_table(inbox_files.name)
-        described = conn.execute(sa.select(schema_version.c.description).where(schema_version.c.version == 4))
+        described = conn.execute(sa.select(schema_version.c.description).where(schema_version.c.version == 5))
         assert described.scalar_one().startswith("inbox_files")

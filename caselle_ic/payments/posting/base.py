@@ -5,7 +5,6 @@ make, and the state of one run (:class:`RunBase`). The parts — :mod:`.datapump
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -15,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from caselle_ic.config.model import BillerConfig
+from caselle_ic.config.tuning import PostingSection
 from caselle_ic.connect.client import CaselleClient, Purpose, Receipt
-from caselle_ic.errors import CaselleAPIError, CaselleICError, ConfigError, RetriableError
+from caselle_ic.errors import CaselleAPIError, CaselleICError, RetriableError
 from caselle_ic.store.ledger import Ledger, utc_text
 from caselle_ic.store.payments import KEEP, POSTED, PaymentBook, PaymentState, RowUpdate
 
@@ -43,24 +43,15 @@ class PostingOptions:
     client_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> PostingOptions:
-        """Defaults, overridden by ``CASELLE_IC_POST_WORKERS``, ``CASELLE_IC_POST_BATCH``
-        and ``CASELLE_IC_SETTLE_GRACE`` (seconds): tuning knobs for an operator; the tests
-        use them to make runs slow and the grace short."""
-        opts = cls(**overrides)
-        for env, name in (("CASELLE_IC_POST_WORKERS", "workers"), ("CASELLE_IC_POST_BATCH", "batch_size")):
-            raw = os.environ.get(env, "").strip()
-            if raw:
-                if not raw.isdigit() or int(raw) < 1:
-                    raise ConfigError(f"{env}={raw!r} must be a positive integer")
-                setattr(opts, name, int(raw))
-        grace = os.environ.get("CASELLE_IC_SETTLE_GRACE", "").strip()
-        if grace:
-            try:
-                opts.settle_grace_seconds = float(grace)
-            except ValueError:
-                raise ConfigError(f"CASELLE_IC_SETTLE_GRACE={grace!r} must be a number of seconds") from None
-        return opts
+    def from_settings(cls, posting: PostingSection, **overrides: Any) -> PostingOptions:
+        """The biller file's ``[posting]`` (with the environment overrides of
+        caselle_ic/env.py, applied when the file was loaded), then ``overrides``."""
+        values: dict[str, Any] = {
+            "workers": posting.workers,
+            "batch_size": posting.batch_size,
+            "settle_grace_seconds": posting.settle_grace_seconds,
+        }
+        return cls(**{**values, **overrides})
 
 
 @dataclass
