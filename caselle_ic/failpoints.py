@@ -9,7 +9,7 @@ the first time the code reaches :func:`failpoint` ``(NAME)``; ``NAME:N`` on the 
 and the ledger's bookkeeping run as they would for a real one.
 Unset (always, in production), :func:`failpoint` is a dictionary look-up.
 
-Points (caselle_ic/payments/posting.py):
+Points (caselle_ic/payments/posting/):
 
 * ``post.claimed``   — payments marked ``sending`` (intent committed), nothing sent yet
 * ``post.sent``      — Caselle answered the batch; the answer is not recorded

@@ -43,24 +43,30 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-
 from caselle_ic import kinds
-from caselle_ic.errors import CaselleICError, LedgerError
+from caselle_ic.errors import CaselleICError
 from caselle_ic.logsafe import redact
 from caselle_ic.result import RunResult
+from caselle_ic.store.inbox_claims import (
+    DEFAULT_STALE_AFTER_SECONDS,
+    InboxStore,
+    default_ledger_url,
+)
+from caselle_ic.store.inbox_claims import (
+    Claim as Claim,  # re-exported: the inbox's callers and tests name them here
+)
+from caselle_ic.store.inbox_claims import (
+    inbox_files as inbox_files,
+)
+from caselle_ic.store.ledger import biller_key
 
 if TYPE_CHECKING:
     from caselle_ic.config.model import BillerConfig
@@ -77,185 +83,8 @@ IN_PROGRESS_SUFFIXES = (".part", ".partial", ".tmp", ".filepart", ".crdownload",
 NOTE_SUFFIXES = (".reason.txt", ".duplicate.txt")
 
 DEFAULT_SETTLE_SECONDS = 30.0
-DEFAULT_STALE_AFTER_SECONDS = 3600.0
 
 Handler = Callable[[Path, Path], RunResult]
-
-# -- the table ---------------------------------------------------------------------------
-metadata = sa.MetaData()
-inbox_files = sa.Table(
-    "inbox_files",
-    metadata,
-    sa.Column("biller", sa.String(64), primary_key=True),  # lower-case BillerGuid, as the ledger keys it
-    sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("biller_name", sa.String(200), nullable=False),
-    sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("name", sa.String(500), nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("status", sa.String(12), nullable=False),  # processing | done | failed
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("claimed_by", sa.String(200), nullable=False),
-    sa.Column("claimed_at", sa.String(32), nullable=False),  # fixed-width UTC text, as in the ledger
-    sa.Column("finished_at", sa.String(32), nullable=True),
-    sa.Column("archived_as", sa.String(1000), nullable=True),
-    sa.Column("outputs", sa.Text, nullable=True),  # JSON list of paths
-    sa.Column("detail", sa.Text, nullable=True),  # counts, or the (redacted) failure reason
-)
-
-
-def default_ledger_url(cfg: Any) -> str:
-    """``sqlite:///<paths.state>/ledger.db`` — the same file the ledger uses by default."""
-    state = Path(cfg.paths.state)
-    return f"sqlite:///{state / 'ledger.db'}"
-
-
-def utc_text(moment: datetime | None = None) -> str:
-    """Fixed-width UTC text ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (the ledger's timestamp format)."""
-    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_utc_text(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def biller_key(cfg: Any) -> str:
-    """The biller's key: its BillerGuid in lower case (stable when the biller is renamed)."""
-    return str(cfg.biller_guid).lower()
-
-
-@dataclass(frozen=True)
-class Claim:
-    outcome: Literal["claimed", "duplicate", "busy"]
-    row: dict[str, Any] = field(default_factory=dict)
-
-
-class InboxStore:
-    """The ``inbox_files`` table: who processed which content, and how it ended."""
-
-    def __init__(self, url: str, *, stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS):
-        self.url = url
-        self.stale_after_seconds = stale_after_seconds
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            path = sa.engine.make_url(url).database
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
-        try:
-            self.engine = sa.create_engine(url, **kwargs)
-            self._create_table()
-        except SQLAlchemyError as exc:
-            raise LedgerError(
-                f"cannot open the inbox table in the ledger database {_safe_url(url)}: "
-                f"{type(exc).__name__}; check the URL and that the database is running"
-            ) from None
-
-    def _create_table(self) -> None:
-        try:
-            metadata.create_all(self.engine, checkfirst=True)
-        except SQLAlchemyError:
-            # Another process created it between our check and our CREATE: fine if it is there.
-            if not sa.inspect(self.engine).has_table(inbox_files.name):
-                raise
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def _key(self, biller: str, sha256: str) -> Any:
-        t = inbox_files.c
-        return sa.and_(t.biller == biller, t.sha256 == sha256)
-
-    def get(self, biller: str, sha256: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(inbox_files).where(self._key(biller, sha256))).mappings().first()
-        return dict(row) if row else None
-
-    def claim(self, *, biller: str, biller_name: str, sha256: str, kind: str, name: str, size: int) -> Claim:
-        """Claim content for processing. Safe when several runs race for the same file."""
-        now = datetime.now(UTC)
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    inbox_files.insert().values(
-                        biller=biller,
-                        sha256=sha256,
-                        biller_name=biller_name,
-                        kind=kind,
-                        name=name,
-                        size=size,
-                        status="processing",
-                        attempts=1,
-                        claimed_by=self.worker,
-                        claimed_at=utc_text(now),
-                    )
-                )
-            return Claim("claimed")
-        except IntegrityError:
-            pass
-        row = self.get(biller, sha256)
-        if row is None:  # deleted between our insert and select: try once more
-            return self.claim(
-                biller=biller, biller_name=biller_name, sha256=sha256, kind=kind, name=name, size=size
-            )
-        if row["status"] == "done":
-            return Claim("duplicate", row)
-        age = (now - parse_utc_text(row["claimed_at"])).total_seconds()
-        if row["status"] == "processing" and age < self.stale_after_seconds:
-            return Claim("busy", row)
-        # failed before, or a stale claim of a run that died: take it over, optimistically
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                inbox_files.update()
-                .where(self._key(biller, sha256))
-                .where(inbox_files.c.status == row["status"])
-                .where(inbox_files.c.attempts == row["attempts"])
-                .values(
-                    status="processing",
-                    attempts=row["attempts"] + 1,
-                    claimed_by=self.worker,
-                    claimed_at=utc_text(now),
-                    kind=kind,
-                    name=name,
-                    finished_at=None,
-                )
-            ).rowcount
-        return Claim("claimed", row) if taken == 1 else Claim("busy", row)
-
-    def finish(
-        self,
-        *,
-        biller: str,
-        sha256: str,
-        ok: bool,
-        archived_as: Path | None,
-        outputs: list[Path] | None = None,
-        detail: str = "",
-    ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                inbox_files.update()
-                .where(self._key(biller, sha256))
-                .values(
-                    status="done" if ok else "failed",
-                    finished_at=utc_text(),
-                    archived_as=str(archived_as) if archived_as else None,
-                    outputs=json.dumps([str(p) for p in outputs or []]),
-                    detail=detail,
-                )
-            )
-
-    def forget(self, biller: str, sha256: str) -> bool:
-        """Drop the record of some content so the same file can be processed again."""
-        with self.engine.begin() as conn:
-            return bool(conn.execute(inbox_files.delete().where(self._key(biller, sha256))).rowcount)
-
-
-def _safe_url(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable URL)"
 
 
 # -- finding files ---------------------------------------------------------------------------

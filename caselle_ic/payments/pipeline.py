@@ -22,6 +22,8 @@ which need no network, are still written in that case.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from caselle_ic.config.model import BillerConfig, load_config, resolve_now
+from caselle_ic.errors import OutputError
 from caselle_ic.payments.codes import PaymentCodeConfig, load_payment_codes, resolve_codes
 from caselle_ic.payments.export import PaymentExport, read_payment_export
 from caselle_ic.payments.posting import PaymentBook, PostingOptions, PostingRun
@@ -44,8 +47,8 @@ from caselle_ic.payments.reconcile import (
 )
 from caselle_ic.result import RunResult
 from caselle_ic.schemas.payments import column_names
-from caselle_ic.store import payments as posting
 from caselle_ic.store.ledger import biller_key, ledger_url_for, open_ledger
+from caselle_ic.store.payments import ROUTE, TERMINAL, PaymentState
 from caselle_ic.tabular.csvin import LINE
 from caselle_ic.tabular.output import REASON, write_rejects
 from caselle_ic.tabular.values import cents_to_str
@@ -57,13 +60,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Ledger state (for a row this run changed) -> reconciliation outcome.
 OUTCOME_OF_STATE = {
-    posting.POSTED: "posted",
-    posting.VOIDED: "voided",
-    posting.FILED: "filed",
-    posting.REJECTED: "quarantined",
-    posting.HELD: "quarantined",
-    posting.REPORTED: "quarantined",
-    posting.MANUAL: "manual",
+    PaymentState.POSTED: "posted",
+    PaymentState.VOIDED: "voided",
+    PaymentState.FILED: "filed",
+    PaymentState.REJECTED: "quarantined",
+    PaymentState.HELD: "quarantined",
+    PaymentState.REPORTED: "quarantined",
+    PaymentState.MANUAL: "manual",
 }
 #: The columns of the carried-over table (rows of earlier exports this run finished).
 CARRIED_COLUMNS = [
@@ -120,7 +123,7 @@ def route_payments(book: PaymentBook, codes: PaymentCodeConfig) -> int:
         return 0
     fresh = resolve_codes(unsent, codes)
     changed = np.zeros(len(unsent), dtype=bool)
-    for c in posting.ROUTE:
+    for c in ROUTE:
         a = fresh[c].astype("string").fillna("")
         b = (
             pd.to_numeric(unsent[c], errors="coerce").astype("Int64")
@@ -128,7 +131,7 @@ def route_payments(book: PaymentBook, codes: PaymentCodeConfig) -> int:
             else unsent[c]
         )
         changed |= (a != b.astype("string").fillna("")).to_numpy()
-    book.update_routes(fresh.loc[changed, ["payment_guid", *posting.ROUTE]])
+    book.update_routes(fresh.loc[changed, ["payment_guid", *ROUTE]])
     return int(changed.sum())
 
 
@@ -158,6 +161,35 @@ def wait_for_other_runs(engine: PostingRun, guids: Sequence[str]) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------
+def check_outputs(out: Path) -> None:
+    """Every place this run writes to — ``out`` (lockbox files, the reconciliation) and
+    ``out/rejects`` — must be a writable directory, or creatable as one, BEFORE the first
+    request to Caselle: a run must not move money and then fail to say so (issue 13.6).
+    Nothing is created here; a file is created and removed to prove writing works."""
+    for directory, what in ((out, "the output directory"), (out / "rejects", "the rejects directory")):
+        _check_directory(directory, what)
+
+
+def _check_directory(path: Path, what: str) -> None:
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            target = os.readlink(existing)
+            raise OutputError(
+                f"{what} {path}: {existing} is a symbolic link to {target}, which does not exist"
+            )
+        if existing.parent == existing:  # pragma: no cover - the root always exists
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{what} {path}: {existing} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".caselle-ic-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{what} {path}: {existing} is not writable ({exc.strerror})") from None
+
+
 def run_daily_payments(
     export: str | Path,
     config: str | Path | BillerConfig,
@@ -175,6 +207,7 @@ def run_daily_payments(
     run_date = resolve_now(now, cfg.tz).date()
     export_path, out = Path(export), Path(out_dir)
     opts = options or PostingOptions.from_settings(cfg.posting)
+    check_outputs(out)
 
     parsed: PaymentExport = wrap(read_export)(export_path, cfg)
     codes = load_payment_codes(cfg)
@@ -222,7 +255,7 @@ def _outcome_rows(rows: pd.DataFrame) -> pd.DataFrame:
                 "amount_cents",
             ]
         )
-    posted = (rows["state"] == posting.POSTED) & rows["receipt_number"].notna()
+    posted = (rows["state"] == PaymentState.POSTED) & rows["receipt_number"].notna()
     out = pd.DataFrame(
         {
             "payment_guid": rows["payment_guid"].astype("string"),
@@ -246,7 +279,7 @@ def classify(rows: pd.DataFrame, run_id: str) -> pd.Series:
     mapped = state.map(OUTCOME_OF_STATE).to_numpy(dtype=object)
     has = pd.notna(mapped)
     outcome[mine & has] = mapped[mine & has]
-    outcome[~mine & state.isin(list(posting.TERMINAL)).to_numpy()] = "earlier"
+    outcome[~mine & state.isin(list(TERMINAL)).to_numpy()] = "earlier"
     return pd.Series(outcome, index=rows.index, dtype="string")
 
 

@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import ConfigError, LedgerError
+from caselle_ic.store.columns import INPUT_NAME_LENGTH, ledger_length
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_MIGRATION_LOCK = 0x_CA5E_11E  # advisory lock key for migrations
@@ -63,7 +64,7 @@ def _v1_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("run_id", sa.String(36), primary_key=True),
         sa.Column("biller", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(40), nullable=False),
-        sa.Column("input_name", sa.String(500)),
+        sa.Column("input_name", sa.String(INPUT_NAME_LENGTH)),
         sa.Column("input_sha256", sa.String(64)),
         sa.Column("started_at", sa.String(32), nullable=False),
         sa.Column("finished_at", sa.String(32)),
@@ -102,20 +103,22 @@ def _v2_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         "payments",
         md,
         sa.Column("biller", sa.String(200), primary_key=True),
-        sa.Column("payment_guid", sa.String(64), primary_key=True),
+        sa.Column("payment_guid", sa.String(ledger_length("payment_guid")), primary_key=True),
         # the payment as first recorded (a later line with the same GUID must match it)
         sa.Column("transaction_type", sa.String(12), nullable=False),  # PAYMENT, REFUND, ACH_REJECT
-        sa.Column("original_guid", sa.String(64), nullable=False),  # "" for a PAYMENT
+        sa.Column(
+            "original_guid", sa.String(ledger_length("original_guid")), nullable=False
+        ),  # "" for a PAYMENT
         sa.Column("payment_date", sa.String(19), nullable=False),  # biller local, YYYY-MM-DDTHH:MM:SS
-        sa.Column("account_number", sa.String(64), nullable=False),
-        sa.Column("customer_name", sa.String(300), nullable=False),
-        sa.Column("invoice_number", sa.String(100), nullable=False),
+        sa.Column("account_number", sa.String(ledger_length("account_number")), nullable=False),
+        sa.Column("customer_name", sa.String(ledger_length("customer_name")), nullable=False),
+        sa.Column("invoice_number", sa.String(ledger_length("invoice_number")), nullable=False),
         sa.Column("invoice_type_id", sa.BigInteger),
         sa.Column("payment_type_id", sa.Integer, nullable=False),
-        sa.Column("card_vendor", sa.String(20), nullable=False),
-        sa.Column("obd_vendor", sa.String(20), nullable=False),
+        sa.Column("card_vendor", sa.String(ledger_length("card_vendor")), nullable=False),
+        sa.Column("obd_vendor", sa.String(ledger_length("obd_vendor")), nullable=False),
         sa.Column("amount_cents", sa.BigInteger, nullable=False),
-        sa.Column("export_name", sa.String(500)),
+        sa.Column("export_name", sa.String(INPUT_NAME_LENGTH)),
         sa.Column("export_line", sa.Integer),
         # routing (section 5), re-resolved while the payment is still pending
         sa.Column("distribution_code", sa.BigInteger),
@@ -205,6 +208,33 @@ def _v4_tables(md: sa.MetaData) -> tuple[sa.Table]:
 (payment_events,) = _v4_tables(metadata)
 
 
+def _v5_inbox_files(md: sa.MetaData) -> sa.Table:
+    """Migration 5: the inbox claims (:mod:`caselle_ic.store.inbox_claims`), one row per
+    (biller, content SHA-256): who processed which file and how it ended. Before
+    migration 5 the inbox created this table itself (``create_all``), with these columns."""
+    return sa.Table(
+        "inbox_files",
+        md,
+        sa.Column("biller", sa.String(64), primary_key=True),  # lower-case BillerGuid
+        sa.Column("sha256", sa.String(64), primary_key=True),
+        sa.Column("biller_name", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("name", sa.String(500), nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("status", sa.String(12), nullable=False),  # processing | done | failed
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("claimed_by", sa.String(200), nullable=False),
+        sa.Column("claimed_at", sa.String(32), nullable=False),
+        sa.Column("finished_at", sa.String(32), nullable=True),
+        sa.Column("archived_as", sa.String(1000), nullable=True),
+        sa.Column("outputs", sa.Text, nullable=True),  # JSON list of paths
+        sa.Column("detail", sa.Text, nullable=True),  # counts, or the (redacted) failure reason
+    )
+
+
+inbox_files = _v5_inbox_files(metadata)
+
+
 def _m1_runs_and_paperless(conn: Connection) -> None:
     frozen = sa.MetaData()
     for table in _v1_tables(frozen):
@@ -235,12 +265,18 @@ def _m4_payment_events(conn: Connection) -> None:
         table.create(conn)
 
 
+def _m5_inbox_files(conn: Connection) -> None:
+    # checkfirst: a database the inbox used before migration 5 already has the table
+    _v5_inbox_files(sa.MetaData()).create(conn, checkfirst=True)
+
+
 #: (version, description, function) in the order they apply. Append; never edit.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "runs and paperless changes", _m1_runs_and_paperless),
     (2, "payments (data pump response table), lockbox files, run leases", _m2_payments),
     (3, "payments.in_doubt_until (settle grace)", _m3_in_doubt_until),
     (4, "payment_events (history of each payment, for trace)", _m4_payment_events),
+    (5, "inbox_files (inbox claims), if the inbox has not created it already", _m5_inbox_files),
 ]
 
 
@@ -516,6 +552,7 @@ __all__ = [
     "Ledger",
     "biller_key",
     "file_sha256",
+    "inbox_files",
     "ledger_url_for",
     "lockbox_files",
     "metadata",

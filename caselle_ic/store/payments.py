@@ -14,7 +14,9 @@ import logging
 import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +25,108 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caselle_ic.store import events as history
+from caselle_ic.store.columns import LEDGER_COLUMN, PAYMENT_TEXT_LENGTHS
 from caselle_ic.store.ledger import Ledger, lockbox_files, payments, run_leases, utc_text
 
 log = logging.getLogger(__name__)
 
+
 # -- states -------------------------------------------------------------------------------
-PENDING = "pending"
-SENDING = "sending"
-POSTED = "posted"
-UNKNOWN = "unknown"
-REJECTED = "rejected"
-FILING = "filing"
-FILED = "filed"
-HELD = "held"
-VOID_SENDING = "void_sending"
-VOID_UNKNOWN = "void_unknown"
-VOIDED = "voided"
-MANUAL = "manual"
-REPORTED = "reported"
+class PaymentState(StrEnum):
+    """A ``payments`` row's state (docs/payments.md draws the machine). The stored text is
+    the value, unchanged since the first ledger: existing databases keep working."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    POSTED = "posted"
+    UNKNOWN = "unknown"
+    REJECTED = "rejected"
+    FILING = "filing"
+    FILED = "filed"
+    HELD = "held"
+    VOID_SENDING = "void_sending"
+    VOID_UNKNOWN = "void_unknown"
+    VOIDED = "voided"
+    MANUAL = "manual"
+    REPORTED = "reported"
+
+
+# the members under their short names, as the queries and the engine use them
+PENDING = PaymentState.PENDING
+SENDING = PaymentState.SENDING
+POSTED = PaymentState.POSTED
+UNKNOWN = PaymentState.UNKNOWN
+REJECTED = PaymentState.REJECTED
+FILING = PaymentState.FILING
+FILED = PaymentState.FILED
+HELD = PaymentState.HELD
+VOID_SENDING = PaymentState.VOID_SENDING
+VOID_UNKNOWN = PaymentState.VOID_UNKNOWN
+VOIDED = PaymentState.VOIDED
+MANUAL = PaymentState.MANUAL
+REPORTED = PaymentState.REPORTED
+
+
+class Keep:
+    """The value of a :class:`RowUpdate` field that leaves the column as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = Keep()
+
+
+@dataclass(frozen=True)
+class RowUpdate:
+    """A row this run holds, and the columns to write (:meth:`PaymentBook.apply`). A field
+    left :data:`KEEP` is not written; ``claim_owner=None`` releases the row."""
+
+    guid: str
+    state: PaymentState | Keep = KEEP
+    reason: str | Keep | None = KEEP
+    claim_owner: str | Keep | None = KEEP
+    done_at: str | Keep | None = KEEP
+    in_doubt_until: str | Keep | None = KEEP
+    receipt_number: int | Keep | None = KEEP
+    receipt_amount_cents: int | Keep | None = KEEP
+    receipt_distribution_code: int | Keep | None = KEEP
+    receipt_payment_code: int | Keep | None = KEEP
+    lockbox_file: str | Keep | None = KEEP
+    lockbox_line: int | Keep | None = KEEP
+
+    def columns(self) -> dict[str, Any]:
+        """The columns to write (str values: the StrEnum stores its plain text)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "guid" and not isinstance(value, Keep):
+                out[f.name] = str(value) if isinstance(value, PaymentState) else value
+        return out
+
+
+@dataclass(frozen=True)
+class ReversalDecision:
+    """What a pending REFUND / ACH_REJECT becomes (:meth:`PaymentBook.decide_reversals`):
+    ``void_sending`` with the receipt to void, ``pending`` (why it waits), or a final
+    ``manual`` / ``reported`` with the reason."""
+
+    guid: str
+    state: PaymentState
+    reason: str | None
+    receipt_number: int | None = None
+    in_doubt_until: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """As a history event's input: guid, state (its text), reason, receipt_number."""
+        return {
+            "guid": self.guid,
+            "state": str(self.state),
+            "reason": self.reason,
+            "receipt_number": self.receipt_number,
+            "in_doubt_until": self.in_doubt_until,
+        }
+
 
 #: Nothing more will happen to these automatically.
 TERMINAL = frozenset({POSTED, REJECTED, FILED, VOIDED, MANUAL, REPORTED})
@@ -188,6 +274,8 @@ class PaymentBook:
         if frame.empty:
             return pd.DataFrame({"payment_guid": pd.Series([], dtype="string"), "reason": []})
         records = ledger_records(frame)
+        too_long = _too_long(records)
+        records = records[~records["payment_guid"].isin(too_long["payment_guid"])]
         now = utc_text()
         rows = records.assign(
             biller=self.biller,
@@ -228,7 +316,7 @@ class PaymentBook:
                         for g, r in zip(conflicts["payment_guid"], conflicts["reason"], strict=True)
                     ),
                 )
-        return conflicts
+        return pd.concat([too_long, conflicts], ignore_index=True)
 
     # -- routing ------------------------------------------------------------------------
     def unsent_payments(self) -> pd.DataFrame:
@@ -398,7 +486,7 @@ class PaymentBook:
                     out.setdefault(str(r["original_guid"]), []).append(dict(r))
         return out
 
-    def decide_reversals(self, decisions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def decide_reversals(self, decisions: Sequence[ReversalDecision]) -> list[dict[str, Any]]:
         """Apply reversal decisions to rows still ``pending`` (compare-and-set, one
         transaction). A decision has guid, state, receipt_number (the receipt to void),
         reason and in_doubt_until (for ``void_sending``); state ``pending`` only records
@@ -410,41 +498,41 @@ class PaymentBook:
             for d in decisions:
                 where = (
                     payments.c.biller == self.biller,
-                    payments.c.payment_guid == d["guid"],
+                    payments.c.payment_guid == d.guid,
                     payments.c.state == PENDING,
                 )
-                if d["state"] == PENDING:
+                if d.state == PENDING:
                     waits = conn.execute(
-                        payments.update().where(*where).values(reason=d["reason"], updated_at=now)
+                        payments.update().where(*where).values(reason=d.reason, updated_at=now)
                     )
                     if waits.rowcount:
                         history.record(
                             conn,
                             self.biller,
                             self.run_id,
-                            [history.event(d["guid"], "waiting", PENDING, reason=d["reason"])],
+                            [history.event(d.guid, "waiting", PENDING, reason=d.reason)],
                         )
                     continue
-                sending = d["state"] == VOID_SENDING
+                sending = d.state == VOID_SENDING
                 stmt = (
                     payments.update()
                     .where(*where)
                     .values(
-                        state=d["state"],
-                        receipt_number=d["receipt_number"],
-                        reason=d["reason"],
+                        state=str(d.state),
+                        receipt_number=d.receipt_number,
+                        reason=d.reason,
                         claim_owner=self.run_id if sending else None,
                         attempts=payments.c.attempts + int(sending),
                         last_run_id=self.run_id,
                         updated_at=now,
                         done_at=None if sending else now,
-                        in_doubt_until=d.get("in_doubt_until") if sending else None,
+                        in_doubt_until=d.in_doubt_until if sending else None,
                     )
                     .returning(*payments.c)
                 )
                 row = conn.execute(stmt).mappings().first()
                 if row is not None:
-                    history.record(conn, self.biller, self.run_id, [history.from_update(d)])
+                    history.record(conn, self.biller, self.run_id, [history.from_update(d.columns())])
                 if row is not None and sending:
                     held.append(dict(row))
         return held
@@ -520,15 +608,16 @@ class PaymentBook:
             )
             return out
 
-    def apply(self, updates: Sequence[Mapping[str, Any]]) -> None:
-        """Record outcomes for rows this run holds, in one transaction. Each update is
-        ``{"guid": ..., column: value, ...}``; ``claim_owner`` None releases the row."""
+    def apply(self, updates: Sequence[RowUpdate]) -> None:
+        """Record outcomes for rows this run holds, in one transaction (one statement per
+        set of columns written)."""
         if not updates:
             return
         now = utc_text()
-        groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for u in updates:
-            groups.setdefault(tuple(sorted(k for k in u if k != "guid")), []).append(u)
+            cols = u.columns()
+            groups.setdefault(tuple(sorted(cols)), []).append({"guid": u.guid, **cols})
         with self.ledger.begin() as conn:
             for keys, items in groups.items():
                 stmt = (
@@ -556,7 +645,12 @@ class PaymentBook:
                         for u in items
                     ],
                 )
-            history.record(conn, self.biller, self.run_id, (history.from_update(u) for u in updates))
+            history.record(
+                conn,
+                self.biller,
+                self.run_id,
+                (history.from_update({"guid": u.guid, **u.columns()}) for u in updates),
+            )
 
     def release_mine(self) -> int:
         """At the end of a run: whatever this run still holds. ``sending`` / ``void_sending``
@@ -596,7 +690,7 @@ class PaymentBook:
                 ).scalars()
             }
 
-    def reserve_files(self, files: Sequence[Mapping[str, Any]], updates: Sequence[Mapping[str, Any]]) -> None:
+    def reserve_files(self, files: Sequence[Mapping[str, Any]], updates: Sequence[RowUpdate]) -> None:
         """One transaction: reserve the planned file names (IntegrityError if another run
         took one) and record which file and line each held payment goes to."""
         now = utc_text()
@@ -714,6 +808,29 @@ def ledger_records(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _too_long(records: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a text longer than its ledger column (:mod:`caselle_ic.store.columns`):
+    refused on SQLite as on PostgreSQL, never recorded, as ``payment_guid``, ``reason``."""
+    reasons = pd.Series("", index=records.index, dtype="string")
+    for export_col, limit in PAYMENT_TEXT_LENGTHS.items():
+        column = LEDGER_COLUMN.get(export_col, export_col)
+        if column not in records.columns:
+            continue
+        length = records[column].astype("string").fillna("").str.len()
+        over = length > limit
+        if over.any():
+            why = f"{export_col}: longer than {limit} characters ("
+            add = why + length[over].astype("string") + ")"
+            reasons[over] = reasons[over].where(reasons[over] == "", reasons[over] + "; ") + add
+    bad = reasons != ""
+    return pd.DataFrame(
+        {
+            "payment_guid": records.loc[bad, "payment_guid"].astype("string"),
+            "reason": reasons[bad] + "; not recorded",
+        }
+    ).reset_index(drop=True)
+
+
 _INT_CONTENT = ("invoice_type_id", "payment_type_id", "amount_cents")
 
 
@@ -771,6 +888,8 @@ __all__ = [
     "TERMINAL",
     "UNSETTLED",
     "PaymentBook",
+    "PaymentState",
+    "RowUpdate",
     "ledger_records",
     "process_start",
 ]

@@ -206,12 +206,12 @@ def test_two_runs_at_once_process_each_file_once(
 ) -> None:
     cfg = load_config(biller_toml)
     url = default_ledger_url(cfg)
-    if db == "postgres":
-        url = request.getfixturevalue("pg_url")
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            inbox_files.drop(conn, checkfirst=True)
-        engine.dispose()
+    if db == "postgres":  # a schema of its own: the ledger's migrations create the table
+        from tests.posting.conftest import drop_schema, pg_schema_url
+
+        pg_url = request.getfixturevalue("pg_url")
+        schema, url = pg_schema_url(pg_url)
+        request.addfinalizer(lambda: drop_schema(pg_url, schema))
     n = 24
     for i in range(n):
         drop(cfg, f"p{i:02d}_payments.csv", f"account_number,amount\n001001,{i}.00\n", age=1000 - i)

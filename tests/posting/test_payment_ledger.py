@@ -204,3 +204,17 @@ def test_a_version_2_ledger_is_upgraded_with_in_doubt_until(ledger_url: str, mon
 
 def _columns(conn: sa.Connection) -> set[str]:
     return {c["name"] for c in sa.inspect(conn).get_columns("payments")}
+
+
+def test_payment_states_store_the_text_of_the_first_ledger() -> None:
+    """The StrEnum's values are the stored text (ledgers made before it keep working)."""
+    from caselle_ic.store.payments import KEEP, PaymentState, RowUpdate
+
+    assert [s.value for s in PaymentState] == [
+        "pending", "sending", "posted", "unknown", "rejected", "filing", "filed", "held",
+        "void_sending", "void_unknown", "voided", "manual", "reported",
+    ]  # fmt: skip
+    update = RowUpdate("g", state=PaymentState.POSTED, claim_owner=None, receipt_number=7)
+    cols = update.columns()
+    assert cols == {"state": "posted", "claim_owner": None, "receipt_number": 7}
+    assert type(cols["state"]) is str and RowUpdate("g", reason=KEEP).columns() == {}

@@ -270,3 +270,34 @@ def test_bad_ledger_url_is_exit_2(cfg_path: Path, tmp_path: Path):
     r = payments_cli(export, cfg_path, tmp_path / "out", "not a url")
     assert r.returncode == 2 and "--ledger is not a database URL" in r.stderr
     assert not subprocess.run(["ls", str(tmp_path / "out")], capture_output=True).stdout
+
+
+@pytest.mark.parametrize("kind", ["dangling symlink", "regular file", "rejects is a file", "read-only"])
+def test_unwritable_output_exits_2_before_anything_is_posted(
+    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, kind: str
+):
+    """Issue 13.6: every output location is checked before the first request to Caselle."""
+    import os
+
+    export = write_export(tmp_path / "d.csv", [dp(0), dp(1), lb(0)])
+    out = tmp_path / "out"
+    if kind == "dangling symlink":
+        out.symlink_to(tmp_path / "nowhere")
+        expect = f"{out} is a symbolic link to {tmp_path / 'nowhere'}, which does not exist"
+    elif kind == "regular file":
+        out.write_text("x")
+        expect = f"{out} is not a directory"
+    elif kind == "rejects is a file":
+        (out).mkdir()
+        (out / "rejects").write_text("x")
+        expect = f"{out / 'rejects'} is not a directory"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a read-only directory")
+        out.mkdir(mode=0o500)
+        expect = f"{out} is not writable"
+    r = payments_cli(export, cfg_path, out, f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert r.returncode == 2, r.stderr
+    assert expect in r.stderr
+    assert emu.receipts() == [] and emu.state()["counters"]["mutation_requests"] == 0
+    assert not (tmp_path / "nowhere").exists()

@@ -138,3 +138,53 @@ def test_payment_and_its_reversals_in_one_export(emu, cfg_path: Path, tmp_path: 
     reason = r.quarantined.set_index("payment_guid").loc[reject["payment_guid"], "reason"]
     assert reason == f"the original payment is already reversed by {refund['payment_guid']}; nothing sent"
     assert_exactly_once(emu, [dp(0), dp(1)], [], tmp_path / "o")
+
+
+def test_void_answered_by_500_is_settled_and_sent_again_in_the_same_run(
+    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+):
+    """Issue 9.7: one void, one HTTP 500, nothing else in flight: settled as "not voided",
+    then sent again in this run (not left pending with exit 1)."""
+    run(write_export(tmp_path / "d1.csv", [dp(0)]), cfg_path, tmp_path / "o", sqlite_ledger, DAY1)
+    rev = reversal("REFUND", dp(0))
+    before = emu.state()["counters"]["mutation_requests"]
+    emu.faults(fail_next=1)  # the void answers HTTP 500 without processing
+    r = run(write_export(tmp_path / "d2.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    assert r.exit_status == 0 and r.counts["voided"] == 1, r.summary_lines()
+    assert voided(emu) == {dp(0)["payment_guid"]: "2026-11-03"}
+    assert emu.state()["counters"]["receipts_voided"] == 1
+    assert emu.state()["counters"]["mutation_requests"] == before + 1  # the 500 was not processed
+    assert states(sqlite_ledger)[rev["payment_guid"]][0] == "voided"
+
+
+def test_partial_refund_is_reported_for_manual_handling_and_nothing_sent(
+    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+):
+    """Issue 13.3: only a full reversal is voided; a REFUND of 5.00 against a PAYMENT of
+    50.00 (or any other amount) is left to a person, and Caselle's receipt stays live."""
+    pay = {**dp(0), "amount": "50.00"}
+    run(write_export(tmp_path / "d1.csv", [pay]), cfg_path, tmp_path / "o", sqlite_ledger, DAY1)
+    rev = {**reversal("REFUND", pay), "amount": "5.00"}
+    before = emu.state()["counters"]["mutation_requests"]
+    r = run(write_export(tmp_path / "d2.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    assert r.exit_status == 1 and r.counts["manual"] == 1, r.summary_lines()
+    assert emu.state()["counters"]["mutation_requests"] == before and voided(emu) == {}
+    reason = r.quarantined.set_index("payment_guid").loc[rev["payment_guid"], "reason"]
+    assert reason == (
+        "manual: a partial reversal (5.00 of the original's 50.00) is not voided; "
+        "adjust the receipt in Caselle by hand"
+    )
+    assert states(sqlite_ledger)[rev["payment_guid"]] == ("manual", reason)
+
+
+def test_partial_refund_of_an_original_known_only_to_caselle_is_manual(
+    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+):
+    pay = {**dp(0), "amount": "50.00"}
+    other_ledger = f"sqlite:///{tmp_path / 'other.db'}"
+    run(write_export(tmp_path / "d1.csv", [pay]), cfg_path, tmp_path / "o", other_ledger, DAY1)
+    rev = {**reversal("REFUND", pay), "amount": "5.00"}
+    before = emu.state()["counters"]["mutation_requests"]
+    r = run(write_export(tmp_path / "d2.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    assert r.exit_status == 1 and r.counts["manual"] == 1, r.summary_lines()
+    assert emu.state()["counters"]["mutation_requests"] == before and voided(emu) == {}
