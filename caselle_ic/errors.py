@@ -41,6 +41,7 @@ Messages never contain a secret, a token or a full account number.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class CaselleICError(Exception):
@@ -99,7 +100,7 @@ class InboxError(CaselleICError):
     ``summary`` is the pickup's JSON-able report (every file, where it went, why).
     """
 
-    def __init__(self, message: str, *, summary: dict | None = None):
+    def __init__(self, message: str, *, summary: dict[str, Any] | None = None):
         self.summary = summary or {}
         super().__init__(message)
 

@@ -31,10 +31,10 @@ from caselle_ic.ops.inbox import scan_inbox
 
 def previous_deadline(cron: str, deadline: datetime, tz: Any) -> datetime:
     """The cron time before ``deadline`` (aware), in the biller's time zone."""
-    from prefect._vendor.croniter import croniter  # Prefect's own cron reader: same rules as its scheduler
+    from prefect._vendor.croniter import croniter  # type: ignore[attr-defined]  # Prefect's own cron reader
 
     local = deadline.astimezone(tz) - timedelta(seconds=1)
-    prev: datetime = croniter(cron, local).get_prev(datetime)
+    prev: datetime = croniter(cron, local).get_prev(datetime)  # type: ignore[no-untyped-call]
     return prev
 
 

@@ -258,7 +258,7 @@ async def all_billers(
     them. The idempotency key ``<biller>/<kind>/<period>`` makes a second fan-out for the
     same period return the runs already created instead of starting new ones.
     """
-    from prefect.deployments import arun_deployment  # type: ignore[attr-defined]
+    from prefect.deployments import arun_deployment
     from prefect.runtime import flow_run
 
     logger = get_run_logger()

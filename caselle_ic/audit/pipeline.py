@@ -148,7 +148,8 @@ def run_audit(
         box: compare.LockboxSide = wrap(gather_lockbox)(led, day)
     finally:
         ledger.close()
-    return wrap(report_day)(cfg, day, Path(out_dir), exp, led, cas, box)
+    result: AuditResult = wrap(report_day)(cfg, day, Path(out_dir), exp, led, cas, box)
+    return result
 
 
 def report_day(

@@ -122,7 +122,7 @@ def _customer_selection() -> list[Any]:
 @lru_cache(maxsize=128)
 def create_receipts_document(n: int) -> DocumentNode:
     """``mutation CreateReceipts($r0: CreateReceiptInput!, ...) { r0: create_receipt(...) ... }``."""
-    var = DSLVariableDefinitions()
+    var = DSLVariableDefinitions()  # type: ignore[no-untyped-call]  # gql's DSL is untyped
     fragment = _receipt_fragment()
     fields = [
         _DSL.Mutation.create_receipt.alias(f"r{i}").args(receipt=getattr(var, f"r{i}")).select(fragment)
@@ -136,7 +136,7 @@ def create_receipts_document(n: int) -> DocumentNode:
 @lru_cache(maxsize=128)
 def send_paper_document(n: int) -> DocumentNode:
     """Aliased ``customer_send_paper_invoice_update`` × n (variables ``$c0``, ``$p0``, ...)."""
-    var = DSLVariableDefinitions()
+    var = DSLVariableDefinitions()  # type: ignore[no-untyped-call]  # gql's DSL is untyped
     fields = [
         _DSL.Mutation.customer_send_paper_invoice_update.alias(f"r{i}")
         .args(customerNumber=getattr(var, f"c{i}"), sendPaperStatement=getattr(var, f"p{i}"))
@@ -156,7 +156,7 @@ def send_paper_document(n: int) -> DocumentNode:
 @lru_cache(maxsize=128)
 def customers_document(n: int) -> DocumentNode:
     """Aliased ``customer(customerNumber:)`` × n (variables ``$c0``, ...)."""
-    var = DSLVariableDefinitions()
+    var = DSLVariableDefinitions()  # type: ignore[no-untyped-call]  # gql's DSL is untyped
     fields = [
         _DSL.Query.customer.alias(f"r{i}")
         .args(customerNumber=getattr(var, f"c{i}"))
@@ -172,7 +172,7 @@ def customers_document(n: int) -> DocumentNode:
 def receipts_document(n: int) -> DocumentNode:
     """Aliased ``receipts(confirmationNumber:)`` × n (variables ``$c0``, ...): settles a
     whole batch whose answer was lost in one round trip."""
-    var = DSLVariableDefinitions()
+    var = DSLVariableDefinitions()  # type: ignore[no-untyped-call]  # gql's DSL is untyped
     fragment = _receipt_fragment()
     fields = [
         _DSL.Query.receipts.alias(f"r{i}").args(confirmationNumber=getattr(var, f"c{i}")).select(fragment)

@@ -212,7 +212,8 @@ def _parse_decimal(value: Any) -> Decimal:
 
 @decimal_scalar.literal_parser
 def _parse_decimal_literal(ast: Any, _variables: Any = None) -> Decimal:
-    return _parse_decimal(getattr(ast, "value", None))
+    value: Decimal = _parse_decimal(getattr(ast, "value", None))
+    return value
 
 
 @date_scalar.serializer
@@ -232,7 +233,8 @@ def _parse_date(value: Any) -> date:
 
 @date_scalar.literal_parser
 def _parse_date_literal(ast: Any, _variables: Any = None) -> date:
-    return _parse_date(getattr(ast, "value", None))
+    value: date = _parse_date(getattr(ast, "value", None))
+    return value
 
 
 # -- resolvers ----------------------------------------------------------------------
@@ -270,7 +272,8 @@ def _bad_input(message: str) -> GraphQLError:
 
 
 def _store(info: Any) -> Store:
-    return info.context["store"]
+    store: Store = info.context["store"]
+    return store
 
 
 def _after_commit(info: Any, counter: str) -> None:
@@ -613,7 +616,7 @@ class EmulatorApp:
                 status, payload, extra = converted
                 await _respond(send, status, payload, headers=extra)
                 return
-            scope, body = converted  # type: ignore[assignment]
+            scope, body = converted
         elif scope.get("method") == "POST":
             body = http_rules.normalize_body(body)
         self.requests.record(body)

@@ -69,7 +69,9 @@ def operation_of(data: dict[str, Any]) -> OperationType | None:
     return chosen[0].operation
 
 
-def get_as_post(scope: MutableMapping[str, Any]) -> tuple[dict[str, Any], bytes] | tuple[int, bytes, list]:
+def get_as_post(
+    scope: MutableMapping[str, Any],
+) -> tuple[dict[str, Any], bytes] | tuple[int, bytes, list[Any]]:
     """A GET's query string as the JSON body of the equivalent POST, with the scope to run
     it; or ``(status, body, headers)`` to answer at once (405 for a mutation, 400)."""
     params = {

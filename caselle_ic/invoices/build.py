@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import RecordSchemaError
-from caselle_ic.invoices.writer import RecordSet, clean_text
+from caselle_ic.invoices.writer import RecordSet
 from caselle_ic.schemas.invoices import (
     ACCOUNT_CLEAN,
     BAD_CENTS,
@@ -61,6 +61,7 @@ from caselle_ic.schemas.invoices import (
 from caselle_ic.tabular.csvin import LINE, TextTable, read_text_table
 from caselle_ic.tabular.output import REASON
 from caselle_ic.tabular.parallel import column_map
+from caselle_ic.tabular.text import clean_text
 from caselle_ic.tabular.values import (
     arrow_strings,
     format_cents,

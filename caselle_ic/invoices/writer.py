@@ -198,7 +198,8 @@ def _interleave(heads: pa.Array, ids: pa.Array, groups: np.ndarray, keep: np.nda
 def _prefix(raw: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """The first 4 bytes at each start, as the little-endian int32 a string view stores."""
     b = [raw[starts + i].astype(np.uint32) for i in range(4)]
-    return (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)).view(np.int32)
+    out: np.ndarray = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)).view(np.int32)
+    return out
 
 
 def _statement_blocks(records: RecordSet) -> list[tuple[int, int, int, int]]:

@@ -112,7 +112,7 @@ def _input_types(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLI
     for d in document.definitions:
         if isinstance(d, OperationDefinitionNode):
             for var in d.variable_definitions or ():
-                t = type_from_ast(schema, var.type)  # type: ignore[arg-type]
+                t = type_from_ast(schema, var.type)
                 if t is not None:
                     todo.append(get_named_type(t))
     while todo:

@@ -29,12 +29,12 @@ from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import UsageError
 
 # Only names that stay importable from ops.inbox when InboxStore moves into store/.
-from caselle_ic.ops.inbox import (
+from caselle_ic.ops.inbox import sha256_file
+from caselle_ic.store.inbox_claims import (
     DEFAULT_STALE_AFTER_SECONDS,
     InboxStore,
     default_ledger_url,
     inbox_files,
-    sha256_file,
 )
 from caselle_ic.store.ledger import biller_key, mask_url
 

@@ -106,7 +106,7 @@ def _all_billers() -> Any:
 
 def check_cron(cron: str, where: str, file: Path | None = None) -> str:
     """Validate a cron expression the way Prefect's scheduler will read it."""
-    from prefect.schedules import validate_cron_string
+    from prefect.schedules import validate_cron_string  # type: ignore[attr-defined]
 
     try:
         return validate_cron_string(cron)
@@ -433,4 +433,5 @@ def render_prefect_yaml(
         "# Before each run the pull steps enter the checkout and run `uv sync --locked` there, so the\n"
         "# run imports the flows (module entrypoints) from the project as locked, code included.\n"
     )
-    return header + yaml.safe_dump(doc, sort_keys=False, width=110)
+    body: str = yaml.safe_dump(doc, sort_keys=False, width=110)
+    return header + body

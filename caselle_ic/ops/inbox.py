@@ -153,7 +153,7 @@ def scan_inbox(inbox: Path) -> tuple[list[Waiting], list[Path], list[Path]]:
             if entry.name in KINDS:
                 for sub in sorted(entry.iterdir()):
                     if not outside(sub) and sub.is_file():
-                        consider(sub, entry.name)  # type: ignore[arg-type]
+                        consider(sub, entry.name)
             continue
         if entry.is_file():
             consider(entry, classify(entry.name))

@@ -93,7 +93,7 @@ def _lockbox(ledger: Ledger, biller: str, name: str | None) -> dict[str, Any] | 
 
 
 def _runs(ledger: Ledger, run_ids: list[str], url: str, biller: str) -> dict[str, dict[str, Any]]:
-    from caselle_ic.ops.inbox import InboxStore
+    from caselle_ic.store.inbox_claims import InboxStore
 
     out: dict[str, dict[str, Any]] = {}
     store = None

@@ -764,7 +764,8 @@ class PaymentBook:
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Plain Python values (None for missing) for the database driver."""
     obj = frame.astype(object).where(frame.notna(), None)
-    return obj.to_dict("records")  # type: ignore[return-value]
+    records: list[dict[str, Any]] = obj.to_dict("records")
+    return records
 
 
 def ledger_records(frame: pd.DataFrame) -> pd.DataFrame:

@@ -258,7 +258,7 @@ def _memchr() -> Callable[[int, int, int], int | None] | None:
         return None
     fn.restype = ctypes.c_void_p
     fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 _MEMCHR = _memchr()
@@ -334,7 +334,7 @@ class TextTable:
 
     @property
     def num_rows(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def drop(self, columns: Iterable[str]) -> None:
         names = set(columns)

@@ -12,7 +12,7 @@ import csv
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pandas as pd
 
@@ -25,7 +25,7 @@ REASON = "reason"
 @contextlib.contextmanager
 def atomic_output(
     final: str | Path, mode: str = "wb", *, exclusive: bool = False, **open_kw: object
-) -> Iterator[IO]:
+) -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``final``; on success rename it into place.
 
     ``exclusive=True`` never replaces an existing ``final``: the finished file is

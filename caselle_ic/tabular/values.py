@@ -293,7 +293,8 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     mp = (m + 9) % 12
     doy = (153 * mp + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+    days: np.ndarray = era * 146097 + doe - 719468
+    return days
 
 
 def _parse_dates_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -311,7 +312,8 @@ def _parse_dates_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         b = pc.fill_null(pc.struct_field(parts, iso), "")
         text = pc.if_else(pc.equal(a, ""), b, a)
         text = pc.if_else(pa.array(matched), text, "0")
-        return pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
+        ints: np.ndarray = pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
+        return ints
 
     y, m, d = num("y", "iy"), num("m", "im"), num("d", "id")
     leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 from caselle_ic.schemas.invoices import extract_names
 
@@ -50,7 +51,7 @@ def money(cents: int) -> str:
     return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
 
 
-def ordinary(n: int) -> dict:
+def ordinary(n: int) -> dict[str, Any]:
     """Account 0010nn: balance forward, a payment, then the month's charges."""
     first, last = FIRST[n % len(FIRST)], LAST[n % len(LAST)]
     bfwd = 4_000 + (n * 731) % 9_000
@@ -94,7 +95,7 @@ def ordinary(n: int) -> dict:
     }
 
 
-def statements() -> list[dict]:
+def statements() -> list[dict[str, Any]]:
     out = {n: ordinary(n) for n in range(1, 51)}
 
     # 001002: amounts written as a spreadsheet would ($, thousands separators, parentheses),
@@ -195,7 +196,7 @@ def statements() -> list[dict]:
     return [out[n] for n in range(1, 51)]
 
 
-def rows(stmt: dict) -> list[list[str]]:
+def rows(stmt: dict[str, Any]) -> list[list[str]]:
     out = []
     for i, line in enumerate(stmt["lines"]):
         due = stmt.get("due", DUE_DATE)
