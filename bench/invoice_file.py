@@ -1,22 +1,27 @@
-"""Benchmark of the monthly invoice file (SPEC §3): seconds and peak memory.
+"""Benchmark of the monthly invoice file (SPEC §3): seconds and peak memory against the floor.
 
-    .venv/bin/python bench/invoice_file.py [N] [--out DIR] [--skip-naive] [--runs R]
+    .venv/bin/python bench/invoice_file.py [N] [--data DIR] [--out DIR] [--skip-naive] [--runs R]
 
-Generates an extract of N statements x 5 lines (default 100,000; 1,000,000 is about
-1.4 GB) with ``bench/gen_extract.py``, then measures, each in its own process:
+Uses (or generates once, in a child process, with ``bench/gen_extract.py``) an extract
+of N statements x 5 lines (default 100,000; 1,000,000 is about 1.4 GB) in ``--data``,
+then measures, each as a whole child process, in the same session:
 
 (a) ``caselle-ic invoices`` end to end (the command a biller runs; start-up included);
 (b) a naive baseline: the csv module, one Python loop per row, Decimal money, the same
     rules, writing the same file (its bytes are compared with (a)'s). It streams one
     statement at a time, so it needs the rows of a statement adjacent (as Caselle and the
     generator write them) and refuses an extract where they are not;
-(c) a floor: pyarrow reads the extract as text and writes a CSV of it again, the least
-    any tool that reads and writes this much data must spend;
+(c) the floor: ``../shared/bench/floor_invoices.py`` (a multi-threaded pyarrow read of
+    the extract as strings and a quoted write of as many records as the invoice file
+    has): the least any implementation must spend;
+(d) the same run step by step in one child (read, validate, build, write: wall and CPU
+    seconds of each), to show where the time goes;
 and a run of the 50-account sample extract (start-up included).
 
-Peak RSS is the child's own ``ru_maxrss`` (``os.wait4``). Ratios are wall-clock time
-against the floor measured in the same session. Numbers, not assertions: the machine
-is shared, so run it more than once (``--runs``) and read the best.
+Peak RSS is each child's own ``ru_maxrss`` from ``os.wait4`` (the extract is generated
+in a separate process: a child forked from a big parent would inherit its peak). Ratios
+are wall-clock time against the floor measured in the same session, runs alternating;
+the machine's load average is printed with them. Numbers, not assertions.
 """
 
 from __future__ import annotations
@@ -42,30 +47,61 @@ SAMPLE = ROOT / "data" / "samples" / "statements.csv"
 NOW = "2026-11-01T06:00:00"
 STAMP = "INVCLD_CSLSTMT101_20261101060000"
 
-FLOOR = r"""
-import sys
-import pyarrow as pa, pyarrow.csv as pacsv
-src, dst = sys.argv[1], sys.argv[2]
-with open(src, encoding="utf-8", newline="") as fh:
-    header = fh.readline().rstrip("\r\n").split(",")
-table = pacsv.read_csv(
-    src,
-    parse_options=pacsv.ParseOptions(newlines_in_values=True),
-    convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
-                                         strings_can_be_null=False, null_values=[]),
-)
-pacsv.write_csv(table, dst)
+FLOOR = ROOT.parent / "shared" / "bench" / "floor_invoices.py"
+LINES = 5
+
+STEPS = r"""
+import json, resource, sys, time
+from caselle_ic.config.model import load_config, resolve_now
+from caselle_ic.invoices.build import build_records, check_extract, read_extract
+from caselle_ic.invoices.pipeline import use_jemalloc
+from caselle_ic.invoices.writer import write_invoice_file
+
+extract, config, out, now = sys.argv[1:5]
+use_jemalloc()
+cfg = load_config(config)
+clock = resolve_now(now, cfg.tz)
+steps = {}
+wall, cpu = time.perf_counter(), time.process_time()
+
+def mark(name):
+    global wall, cpu
+    w, c = time.perf_counter(), time.process_time()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    steps[name] = {"wall": w - wall, "cpu": c - cpu, "peak_mb": peak}
+    wall, cpu = w, c
+
+table = read_extract(extract, cfg); mark("read")
+checked = check_extract(table, cfg); mark("validate")
+build = build_records(checked, cfg, clock); mark("build")
+write_invoice_file(build.records, out, clock); mark("write")
+print(json.dumps(steps))
 """
 
 
-def measure(cmd: list[str]) -> dict[str, float]:
-    """Run ``cmd``; wall seconds, CPU seconds and peak RSS (MB) of that process tree."""
+def measure(cmd: list[str], stdout: list[str] | None = None) -> dict[str, float]:
+    """Run ``cmd``; wall seconds, CPU seconds and peak RSS (MB) of that child."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # communicate() before wait4 would reap the child; read the pipes on threads instead
+    import threading
+
+    chunks: dict[str, bytes] = {}
+    readers = [
+        threading.Thread(target=lambda n, f: chunks.__setitem__(n, f.read()), args=(n, f))
+        for n, f in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for r in readers:
+        r.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    _out, err = proc.communicate()
-    code = os.waitstatus_to_exitcode(status)
+    for r in readers:
+        r.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = chunks.get("err", b"")
+    if stdout is not None:
+        stdout.append(chunks.get("out", b"").decode())
+    code = proc.returncode
     if code not in (0, 1):
         sys.stderr.write(err.decode(errors="replace"))
         raise SystemExit(f"{cmd[0]} exited {code}")
@@ -311,9 +347,11 @@ def invoices_cmd(extract: Path, out: Path) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("n", nargs="?", type=int, default=100_000, help="statements (x 5 lines)")
+    p.add_argument("--data", type=Path, default=ROOT / "bench" / "out", help="where extracts are kept")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     p.add_argument("--skip-naive", action="store_true", help="skip (b), which takes minutes at 1M")
-    p.add_argument("--runs", type=int, default=1, help="repeat (a) and (c); report the best")
+    p.add_argument("--skip-steps", action="store_true", help="skip (d), the step-by-step run")
+    p.add_argument("--runs", type=int, default=1, help="repeat (a) and (c) alternately; report the best")
     p.add_argument("--naive", nargs=2, metavar=("EXTRACT", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.naive:
@@ -321,7 +359,8 @@ def main() -> None:
         return
 
     args.out.mkdir(parents=True, exist_ok=True)
-    extract = args.out / f"statements_{args.n}.csv"
+    args.data.mkdir(parents=True, exist_ok=True)
+    extract = args.data / f"statements_{args.n}.csv"
     if not extract.exists():
         # In a child process: this one stays small, because a child's peak RSS starts
         # from its parent's at fork (Linux carries the high-water mark across exec).
@@ -331,16 +370,36 @@ def main() -> None:
         )
         print(f"generated {extract} in {time.perf_counter() - t:.1f} s")
     size_mb = extract.stat().st_size / 1e6
-    print(f"extract: {args.n:,} statements x 5 lines, {size_mb:,.0f} MB")
+    print(f"extract: {args.n:,} statements x {LINES} lines, {size_mb:,.0f} MB")
 
-    env_note = f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}"
+    loads = [os.getloadavg()[0]]
     e2e_out = args.out / f"e2e_{args.n}"
-    runs: dict[str, list[dict[str, float]]] = {"(a) caselle-ic invoices": [], "(c) pyarrow floor": []}
+    floor_out = args.out / f"floor_{args.n}.txt"
+    runs: dict[str, list[dict[str, float]]] = {"(a) caselle-ic invoices": [], "(c) floor_invoices.py": []}
     for _ in range(args.runs):
-        runs["(c) pyarrow floor"].append(
-            measure([sys.executable, "-c", FLOOR, str(extract), str(args.out / f"floor_{args.n}.csv")])
+        runs["(c) floor_invoices.py"].append(
+            measure([sys.executable, str(FLOOR), str(extract), str(floor_out), str(LINES)])
         )
         runs["(a) caselle-ic invoices"].append(measure(invoices_cmd(extract, e2e_out)))
+        loads.append(os.getloadavg()[0])
+    written = (e2e_out / f"{STAMP}.txt").stat().st_size / 1e6
+    print(f"invoice file {written:,.0f} MB; floor's file {floor_out.stat().st_size / 1e6:,.0f} MB")
+    steps_out: list[str] = []
+    if not args.skip_steps:
+        step_cmd = [
+            sys.executable,
+            "-c",
+            STEPS,
+            str(extract),
+            str(CONFIG),
+            str(args.out / f"steps_{args.n}"),
+            NOW,
+        ]
+        runs["(d) steps, one process"] = [measure(step_cmd, steps_out)]
+        same = (args.out / f"steps_{args.n}" / f"{STAMP}.txt").read_bytes() == (
+            e2e_out / f"{STAMP}.txt"
+        ).read_bytes()
+        print(f"step-by-step output identical to caselle-ic's: {same}")
     if not args.skip_naive:
         naive_out = args.out / f"naive_{args.n}"
         runs["(b) naive csv module"] = [
@@ -349,18 +408,36 @@ def main() -> None:
         same = (naive_out / f"{STAMP}.txt").read_bytes() == (e2e_out / f"{STAMP}.txt").read_bytes()
         print(f"naive output identical to caselle-ic's: {same}")
     best = {name: min(r, key=lambda m: m["wall"]) for name, r in runs.items()}
-    floor = best["(c) pyarrow floor"]["wall"]
-    print(f"\n{'':28s} {'wall s':>8s} {'cpu s':>8s} {'peak RSS MB':>12s} {'x floor':>8s} {'RSS/input':>10s}")
+    floor = best["(c) floor_invoices.py"]["wall"]
+    floor_rss = best["(c) floor_invoices.py"]["rss_mb"]
+    print(
+        f"\n{'':26s} {'wall s':>8s} {'cpu s':>8s} {'peak RSS MB':>12s} {'x floor':>8s} "
+        f"{'RSS/input':>10s} {'RSS/floor':>10s}"
+    )
     for name in sorted(best):
         m = best[name]
         print(
-            f"{name:28s} {m['wall']:8.2f} {m['cpu']:8.2f} {m['rss_mb']:12.0f} "
-            f"{m['wall'] / floor:8.2f} {m['rss_mb'] / size_mb:10.2f}"
+            f"{name:26s} {m['wall']:8.2f} {m['cpu']:8.2f} {m['rss_mb']:12.0f} "
+            f"{m['wall'] / floor:8.2f} {m['rss_mb'] / size_mb:10.2f} {m['rss_mb'] / floor_rss:10.2f}"
         )
-    sample = [measure(invoices_cmd(SAMPLE, args.out / "sample"))["wall"] for _ in range(3)]
-    best_s, median_s = min(sample), statistics.median(sample)
-    print(f"\n50-account sample, start-up included: best {best_s:.2f} s, median {median_s:.2f} s")
-    print(f"({env_note}; runs={args.runs})")
+    if steps_out:
+        import json
+
+        steps = json.loads(steps_out[0].strip().splitlines()[-1])
+        print(f"\n(d) per step {'wall s':>8s} {'cpu s':>8s} {'x floor':>8s} {'peak RSS MB':>12s}")
+        for name, m in steps.items():
+            print(
+                f"  {name:10s} {m['wall']:8.2f} {m['cpu']:8.2f} {m['wall'] / floor:8.2f} {m['peak_mb']:12.0f}"
+            )
+    sample = [measure(invoices_cmd(SAMPLE, args.out / "sample"))["wall"] for _ in range(5)]
+    print(
+        f"\n50-account sample, start-up included: best {min(sample):.2f} s, "
+        f"median {statistics.median(sample):.2f} s"
+    )
+    print(
+        f"(cpus={os.cpu_count()}; load average during the runs {min(loads):.1f}-{max(loads):.1f}; "
+        f"runs={args.runs})"
+    )
 
 
 if __name__ == "__main__":

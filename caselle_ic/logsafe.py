@@ -250,6 +250,19 @@ def install_redaction(source: Any = None) -> Redactor:
     return REDACTOR
 
 
+def register_secrets(values: Any) -> None:
+    """Add secrets to the redaction (called by every configuration load).
+
+    Cheap and idempotent: the record factory is installed the first time, so a library
+    caller is never unprotected; the filters on Prefect's loggers and on handlers are
+    attached at the process edges (:func:`install_redaction` from the CLI and the flows).
+    """
+    REDACTOR.add_secrets(_secret_values(values))
+    if not redaction_installed():
+        with _install_lock:
+            _install_record_factory()
+
+
 def redact(text: str) -> str:
     """Redact a string the way log lines are redacted (for reason files, messages)."""
     return REDACTOR.redact(text)
@@ -269,4 +282,5 @@ __all__: list[str] = [
     "mask_accounts",
     "redact",
     "redaction_installed",
+    "register_secrets",
 ]

@@ -10,6 +10,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from caselle_ic.config.model import BillerConfig
 from caselle_ic.flows.artifacts import publish_run_artifacts
 from caselle_ic.result import RunResult
 
@@ -32,7 +33,7 @@ def run_name(kind: str, period: str = "%Y-%m") -> Callable[[], str]:
 
         params = flow_run.parameters
         try:
-            cfg = load_config(params["config"])
+            cfg = load_config(params["config"], resolve_secrets=False)  # a name needs no secret
             return f"{kind}/{cfg.slug}/{resolve_now(params.get('now'), cfg.tz):{period}}"
         except Exception:  # a bad config fails the run itself, with its message
             return f"{kind}/unknown-biller"
@@ -47,3 +48,14 @@ def finish(result: RunResult, tables: dict[str, pd.DataFrame] | None = None) -> 
         logger.info(line)
     publish_run_artifacts(result, tables=tables)
     return result
+
+
+def load_biller(config: str | BillerConfig) -> BillerConfig:
+    """The flow's edge: load the biller file once for the whole run (its secrets join the
+    redaction that importing ``caselle_ic.flows`` installed) and pass it down."""
+    from caselle_ic.config.model import load_config
+    from caselle_ic.logsafe import install_redaction
+
+    cfg = config if isinstance(config, BillerConfig) else load_config(config)
+    install_redaction(cfg)  # idempotent; also covers handlers Prefect added since import
+    return cfg

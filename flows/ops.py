@@ -25,15 +25,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact, create_markdown_artifact
 
+from caselle_ic.flows._common import load_biller
+from caselle_ic.kinds import KINDS as ALL_KINDS
 from caselle_ic.ops.inbox import DEFAULT_SETTLE_SECONDS, KINDS, Kind, make_handler, process_inbox
 
 #: Prefect flow name of the inbox pickup of each kind (deployment = "<flow>/<biller slug>").
-INBOX_FLOWS: dict[str, str] = {
-    "invoices": "invoice-inbox",
-    "adjustments": "adjustments-inbox",
-    "payments": "payments-inbox",
-    "paperless": "paperless-inbox",
-}
+INBOX_FLOWS: dict[str, str] = {k.name: k.inbox.flow_name for k in ALL_KINDS.values() if k.inbox is not None}
 
 
 def _inbox_run_name() -> str:
@@ -45,7 +42,7 @@ def _inbox_run_name() -> str:
     try:
         from caselle_ic.config.model import load_config
 
-        cfg = load_config(params["config"])
+        cfg = load_config(params["config"], resolve_secrets=False)  # a name needs no secret
         when = flow_run.scheduled_start_time
         local = datetime.fromisoformat(str(when)).astimezone(cfg.tz) if when else datetime.now(cfg.tz)
         return f"{name}/{cfg.slug}/{local:%Y-%m-%d}"
@@ -62,14 +59,11 @@ def pickup(
     via_flow: bool = True,
 ) -> dict[str, Any]:
     """Run one inbox pickup inside a flow run: process, log, leave the artifact, fail if a file failed."""
-    from caselle_ic.config.model import load_config
     from caselle_ic.errors import InboxError
-    from caselle_ic.logsafe import install_redaction
 
     logger = get_run_logger()
-    cfg = load_config(config)
-    install_redaction(cfg)
-    handler = make_handler(kind, config, via_flow=via_flow, ledger_url=ledger_url, now=now)
+    cfg = load_biller(config)
+    handler = make_handler(kind, cfg, via_flow=via_flow, ledger_url=ledger_url, now=now)
     report = process_inbox(cfg, kind, handler, ledger_url=ledger_url, settle_seconds=settle_seconds)
     for line in report.summary_lines():
         logger.info(line)
@@ -129,14 +123,6 @@ def paperless_inbox(
 ) -> dict[str, Any]:
     """Daily: every paperless change log waiting in the inbox -> Caselle paper-statement flags."""
     return pickup("paperless", config, ledger_url=ledger_url, settle_seconds=settle_seconds)
-
-
-INBOX_FLOW_FUNCTIONS: dict[str, Any] = {
-    "invoices": invoice_inbox,
-    "adjustments": adjustments_inbox,
-    "payments": payments_inbox,
-    "paperless": paperless_inbox,
-}
 
 
 # -- the fan-out ---------------------------------------------------------------------------

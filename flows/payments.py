@@ -15,8 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from caselle_ic.config.model import load_config
-from caselle_ic.flows._common import as_task, finish, run_name
+from caselle_ic.flows._common import as_task, finish, load_biller, run_name
 from caselle_ic.payments.pipeline import PaymentRunResult, run_daily_payments
 from caselle_ic.payments.reconcile import format_reconciliation
 
@@ -50,7 +49,7 @@ def daily_payments(
     ledger_url: str | None = None,
 ) -> PaymentRunResult:
     """Post the day's IC payments to Caselle exactly once (SPEC §4-§7)."""
-    cfg = load_config(config)
+    cfg = load_biller(config)
     progress = _Progress(f"posting-{cfg.slug}")
     result = run_daily_payments(
         export, cfg, out_dir, now=now, ledger_url=ledger_url, step=as_task, progress=progress

@@ -28,7 +28,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -37,10 +37,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pandera.errors import SchemaErrors
-from pandera.pandas import Check, Column, DataFrameSchema
 
 from caselle_ic.errors import RecordSchemaError
+from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, RulesMismatch, failure_cases, frame_rules
 from caselle_ic.tabular.values import arrow_strings, decimal_to_cents
 
 HERE = Path(__file__).resolve().parent
@@ -166,8 +165,29 @@ _FORMAT_PATTERNS = {
 }
 
 
-def _check(fn: Callable[[pd.Series], pd.Series], rule: str) -> Check:
-    return Check(fn, error=rule, name=rule)
+def _check(fn: Callable[[pd.Series], pd.Series], rule: str) -> Rule:
+    return Rule(rule, fn)
+
+
+def _matches(pattern: str, rule: str) -> Rule:
+    """pandera's ``Check.str_matches`` (the patterns are anchored at both ends), run in RE2."""
+    return Rule(rule, _fullmatch(pattern), builtin=("str_matches", pattern))
+
+
+def _max_length(limit: int, rule: str) -> Rule:
+    def fn(s: pd.Series) -> pd.Series:
+        lengths = pc.utf8_length(arrow_strings(s))
+        return pd.Series(pc.less_equal(lengths, limit).to_numpy(zero_copy_only=False), index=s.index)
+
+    return Rule(rule, fn, builtin=("str_length", limit))
+
+
+def _equals(value: str, rule: str) -> Rule:
+    def fn(s: pd.Series) -> pd.Series:
+        same = pc.equal(arrow_strings(s), pa.scalar(value, pa.large_string()))
+        return pd.Series(same.to_numpy(zero_copy_only=False), index=s.index)
+
+    return Rule(rule, fn, builtin=("isin", (value,)))
 
 
 def _fullmatch(pattern: str) -> Callable[[pd.Series], pd.Series]:
@@ -216,26 +236,26 @@ def _non_empty(s: pd.Series) -> pd.Series:
 # -- input schemas -------------------------------------------------------------------
 
 
-def _input_column(col: ExtractColumn, *, on_lines: bool) -> Column:
+def _input_column(col: ExtractColumn, *, on_lines: bool) -> ColumnRules:
     required = col.required == "yes" or (on_lines and col.required == "line")
-    checks: list[Check] = []
+    checks: list[Rule] = []
     if col.kind == "amount":
         checks.append(_check(_not_bad_cents, AMOUNT_RULE))
         if col.min_cents is not None:
             low = col.min_cents
             rule = "must not be negative" if low == 0 else f"must be at least {low / 100:.2f}"
             checks.append(_check(_at_least(low), rule))
-        return Column("Int64", checks=checks, nullable=not required, name=col.name)
+        return ColumnRules(col.name, "Int64", nullable=not required, rules=tuple(checks))
     if col.kind == "date":
         checks.append(_check(_not_bad_date, DATE_RULE))
-        return Column("datetime64[s]", checks=checks, nullable=not required, name=col.name)
+        return ColumnRules(col.name, "datetime64[s]", nullable=not required, rules=tuple(checks))
     if required:
         checks.append(_check(_non_empty, REQUIRED_RULE))
     if col.kind == "line_type":
         checks.append(_check(_is_line_type, "must be INVOICE, PAYMENT or ADJUSTMENT"))
     elif col.kind == "quantity":
-        checks.append(Check.str_matches(QUANTITY_PATTERN, error="is not a number", name="is not a number"))
-    return Column(STRING, checks=checks, nullable=False, name=col.name)
+        checks.append(_matches(QUANTITY_PATTERN, "is not a number"))
+    return ColumnRules(col.name, STRING, nullable=False, rules=tuple(checks))
 
 
 #: Derived column of the statement frame: the account number cleaned to letters and digits.
@@ -247,32 +267,31 @@ def _unique_non_empty(s: pd.Series) -> pd.Series:
 
 
 @cache
-def statement_schema() -> DataFrameSchema:
+def statement_schema() -> FrameRules:
     """The statement-level values, one row per statement (after parsing).
 
     Validated once per statement: the builder has already checked that every line of
     the statement repeats the same text (SPEC §3.5, conflicting values)."""
     columns = {c.name: _input_column(c, on_lines=False) for c in extract_columns() if c.level == "statement"}
-    columns[ACCOUNT_CLEAN] = Column(
+    columns[ACCOUNT_CLEAN] = ColumnRules(
+        ACCOUNT_CLEAN,
         STRING,
-        checks=[
+        rules=(
             _check(_non_empty, "has no letter or digit, so the AccountNumber would be empty"),
             _check(
                 _unique_non_empty,
                 "cleans to the same AccountNumber as another account number in this extract",
             ),
-        ],
-        nullable=False,
-        name=ACCOUNT_CLEAN,
+        ),
     )
-    return DataFrameSchema(columns, strict=True, name="statement extract: statement-level values")
+    return frame_rules("statement extract: statement-level values", list(columns.values()), strict=True)
 
 
 @cache
-def line_schema() -> DataFrameSchema:
+def line_schema() -> FrameRules:
     """The line-level values of the rows that carry activity (after parsing)."""
-    columns = {c.name: _input_column(c, on_lines=True) for c in extract_columns() if c.level == "line"}
-    return DataFrameSchema(columns, strict=True, name="statement extract: activity lines")
+    columns = [_input_column(c, on_lines=True) for c in extract_columns() if c.level == "line"]
+    return frame_rules("statement extract: activity lines", columns, strict=True)
 
 
 # -- output schemas ------------------------------------------------------------------
@@ -312,55 +331,43 @@ def _python_encodable(encoding: str) -> Callable[[pd.Series], pd.Series]:
 @cache
 def record_schema(
     record: str, message_field_length: int = 255, encoding: str = "utf-8", *, check_clean: bool = False
-) -> DataFrameSchema:
+) -> FrameRules:
     """The schema of one record type's frame, just before it is written.
 
     ``check_clean`` adds "no control characters, no surrounding spaces" to every text
     field. The builder cleans text at the source and the writer cleans anything not
     marked clean, so the run leaves it off (it would scan every value a second time);
     the tests turn it on to prove the builder's output is clean."""
-    columns = {}
+    columns = []
     encodable = _encodable_class(encoding)
     multi_byte = encodable is None and not codecs.lookup(encoding).name.startswith("utf")
     for f in record_fields(record):
-        checks: list[Check] = []
+        checks: list[Rule] = []
         if f.required:
             checks.append(_check(_non_empty, "is required"))
         if f.limit:
             limit = message_field_length if f.limit == "message_field_length" else int(f.limit)
-            checks.append(
-                Check.str_length(
-                    max_value=limit,
-                    error=f"is longer than {limit} characters",
-                    name=f"is longer than {limit} characters",
-                )
-            )
+            checks.append(_max_length(limit, f"is longer than {limit} characters"))
         if f.const is not None:
-            checks.append(Check.isin([f.const], error=f"must be {f.const!r}", name=f"must be {f.const!r}"))
+            checks.append(_equals(f.const, f"must be {f.const!r}"))
         elif f.format in _FORMAT_PATTERNS:
             pattern, what = _FORMAT_PATTERNS[f.format]
             checks.append(_check(_fullmatch(pattern), f"is not {what}"))
         elif f.format == "text" and check_clean:
             clean = rf"^([^ {CONTROL_CLASS}]([^{CONTROL_CLASS}]*[^ {CONTROL_CLASS}])?)?\Z"
-            checks.append(
-                Check.str_matches(
-                    clean,
-                    error="has control characters or surrounding spaces",
-                    name="has control characters or surrounding spaces",
-                )
-            )
+            checks.append(_matches(clean, "has control characters or surrounding spaces"))
         elif f.format != "text":
             raise RecordSchemaError(
                 f"{FIELD_MAP.name}: unknown format {f.format!r} for {record}.{f.ic_field}"
             )
         if f.format == "text" and encodable is not None:
             rule = f"has a character that {encoding} cannot write"
-            checks.append(Check.str_matches(rf"^[{encodable}]*\Z", error=rule, name=rule))
+            checks.append(_matches(rf"^[{encodable}]*\Z", rule))
         elif f.format == "text" and multi_byte:
             rule = f"has a character that {encoding} cannot write"
             checks.append(_check(_python_encodable(encoding), rule))
-        columns[f.ic_field] = Column(STRING, checks=checks, nullable=False, name=f.ic_field)
-    return DataFrameSchema(columns, strict=True, ordered=True, name=f"invoice file {record} records")
+        columns.append(ColumnRules(f.ic_field, STRING, rules=tuple(checks)))
+    return frame_rules(f"invoice file {record} records", columns, strict=True, ordered=True)
 
 
 # -- failure cases -> reasons --------------------------------------------------------
@@ -370,12 +377,12 @@ _FRIENDLY = {"not_nullable": REQUIRED_RULE}
 _COLUMN_LABELS = {ACCOUNT_CLEAN: "account_number"}
 
 
-def failure_reasons(exc: SchemaErrors, *, prefix: str = "") -> pd.Series:
-    """One reason string per failing row index: ``"<column>: <rule>"``, joined by ``; ``.
+def failure_reasons(fc: pd.DataFrame, *, prefix: str = "") -> pd.Series:
+    """One reason string per failing row index: ``"<column>: <rule>"``, joined by ``; ``,
+    from pandera's ``failure_cases`` (or :func:`~caselle_ic.tabular.rules.failure_cases`).
 
     Raises RecordSchemaError when a failure is not tied to a row (missing column, wrong
     dtype, a frame-wide check)."""
-    fc = exc.failure_cases
     untied = fc[fc["index"].isna()]
     if len(untied):
         what = "; ".join(
@@ -407,22 +414,31 @@ def join_by_id(ids: np.ndarray, texts: np.ndarray) -> pd.Series:
     return out.sort_index()
 
 
-def validate(schema: DataFrameSchema, frame: pd.DataFrame, *, prefix: str = "") -> pd.Series:
-    """Validate lazily; return the reasons of the failing rows (empty when all pass)."""
+def validate(schema: FrameRules, frame: pd.DataFrame, *, prefix: str = "") -> pd.Series:
+    """Check every rule on every row (no pandera: see :mod:`caselle_ic.tabular.rules`);
+    return the reasons of the failing rows (empty when all pass)."""
     try:
-        schema.validate(frame, lazy=True, inplace=True)
+        fc = failure_cases(schema, frame)
+    except RulesMismatch as exc:
+        raise RecordSchemaError(
+            f"{prefix or 'records'} do not have the shape the rules declare: {exc}. "
+            "This is a bug in the invoice builder or the field map; nothing was written."
+        ) from None
+    if not len(fc):
+        return pd.Series([], dtype=object, index=pd.Index([], dtype="int64"))
+    return failure_reasons(fc, prefix=prefix)
+
+
+def validate_with_pandera(schema: FrameRules, frame: pd.DataFrame, *, prefix: str = "") -> pd.Series:
+    """:func:`validate` through the pandera schema the rules declare (for tests that hold
+    the two to the same reasons)."""
+    from pandera.errors import SchemaErrors
+
+    try:
+        schema.to_pandera().validate(frame, lazy=True)
     except SchemaErrors as exc:
-        return failure_reasons(exc, prefix=prefix)
+        return failure_reasons(exc.failure_cases, prefix=prefix)
     return pd.Series([], dtype=object, index=pd.Index([], dtype="int64"))
-
-
-def describe_field_map(records: Iterable[str] = RECORDS) -> str:
-    """The field map as a text table (for docs and error messages)."""
-    lines = []
-    for rec in records:
-        for f in record_fields(rec):
-            lines.append(f"{f.record} {f.pos:>2} {f.filespec_id:>3} {f.ic_field:<20} {f.source}")
-    return "\n".join(lines)
 
 
 _CLEAN_RE = re.compile(f"[{_PY_CONTROL_CLASS}]+")

@@ -1,8 +1,9 @@
-"""The IC payment export (SPEC §2.2) as a pandera schema built from ``payment_export.csv``.
+"""The IC payment export (SPEC §2.2) as column rules built from ``payment_export.csv``.
 
 The column rules live in data (``schemas/payment_export.csv``: name, required, kind,
 values, meaning) so the contract is one table an analyst can read; this module turns that
-table into a :class:`pandera.pandas.DataFrameSchema` that validates the export *as text*
+table into :class:`~caselle_ic.tabular.rules.FrameRules` (checked in vectorised code; the
+same contract as a pandera ``DataFrameSchema``, ``.to_pandera()``) that validate the export *as text*
 after normalisation (stripped; transaction type and vendors upper-case; GUIDs
 lower-case), lazily, so every failing rule of every row is reported at once.
 
@@ -31,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
+from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, frame_rules
 from caselle_ic.tabular.values import extract_groups, parse_cents
 
 SPEC_FILE = Path(__file__).with_name("payment_export.csv")
@@ -214,120 +215,106 @@ def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
 
 
-def _column_checks(spec: ColumnSpec) -> dict[str, pa.Column]:
-    """The pandera columns for one export column: the text column, then its helpers."""
+def _str_matches(pattern: str, name: str, error: str) -> Rule:
+    """pandera's ``Check.str_matches``: ``Series.str.match``, the same test it runs."""
+    return Rule(error, lambda s: s.str.match(pattern), builtin=("str_matches", pattern), name=name)
+
+
+def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
+    """The rules of one export column: the text column, then its helpers."""
     n = spec.name
-    checks: list[pa.Check] = []
-    helpers: dict[str, pa.Column] = {}
+    checks: list[Rule] = []
+    helpers: list[ColumnRules] = []
     if spec.required == "yes":
-        checks.append(pa.Check(_nonblank, name=f"{n}_required", error=f"{n}: required"))
+        checks.append(Rule(f"{n}: required", _nonblank, name=f"{n}_required"))
     if spec.kind == "guid":
         checks.append(
-            pa.Check.str_matches(
-                _GUID, name=f"{n}_guid", error=f"{n}: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
-            )
+            _str_matches(_GUID, f"{n}_guid", f"{n}: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
         )
     elif spec.kind == "choice":
         checks.append(
-            pa.Check(
-                _blank_or_in(spec.values),
-                name=f"{n}_choice",
-                error=f"{n}: not one of {', '.join(spec.values)}",
-            )
+            Rule(f"{n}: not one of {', '.join(spec.values)}", _blank_or_in(spec.values), name=f"{n}_choice")
         )
     elif spec.kind == "integer":
-        checks.append(pa.Check.str_matches(_INTEGER, name=f"{n}_integer", error=f"{n}: not a whole number"))
+        checks.append(_str_matches(_INTEGER, f"{n}_integer", f"{n}: not a whole number"))
     elif spec.kind == "datetime":
-        helpers[_bad(n)] = pa.Column(
-            bool,
-            checks=pa.Check(
-                lambda b: ~b,
-                name=f"{n}_datetime",
-                error=f"{n}: not an ISO 8601 date-time such as 2026-11-01T14:05:00",
-            ),
-        )
-        helpers[f"_{n}_wall"] = pa.Column("datetime64[s]", nullable=True)
-        helpers[f"_{n}_offset"] = pa.Column("Int64", nullable=True)
+        error = f"{n}: not an ISO 8601 date-time such as 2026-11-01T14:05:00"
+        helpers.append(ColumnRules(_bad(n), bool, rules=(Rule(error, lambda b: ~b, name=f"{n}_datetime"),)))
+        helpers.append(ColumnRules(f"_{n}_wall", "datetime64[s]", nullable=True))
+        helpers.append(ColumnRules(f"_{n}_offset", "Int64", nullable=True))
     elif spec.kind == "amount":
-        helpers[_bad(n)] = pa.Column(
-            bool,
-            checks=pa.Check(
-                lambda b: ~b, name=f"{n}_amount", error=f"{n}: not an amount with at most two decimals"
-            ),
+        error = f"{n}: not an amount with at most two decimals"
+        helpers.append(ColumnRules(_bad(n), bool, rules=(Rule(error, lambda b: ~b, name=f"{n}_amount"),)))
+        positive = Rule(
+            f"{n}: must be greater than 0", lambda c: c.isna() | (c.fillna(1) > 0), name=f"{n}_positive"
         )
-        helpers[f"_{n}_cents"] = pa.Column(
-            "Int64",
-            nullable=True,
-            checks=pa.Check(
-                lambda c: c.isna() | (c.fillna(1) > 0),
-                name=f"{n}_positive",
-                error=f"{n}: must be greater than 0",
-            ),
-        )
-    return {n: pa.Column(checks=checks, nullable=spec.required != "yes"), **helpers}
+        helpers.append(ColumnRules(f"_{n}_cents", "Int64", nullable=True, rules=(positive,)))
+    return [ColumnRules(n, None, nullable=spec.required != "yes", rules=tuple(checks)), *helpers]
 
 
-def _conditional_checks() -> list[pa.Check]:
-    checks: list[pa.Check] = []
+def _conditional_checks() -> list[Rule]:
+    checks: list[Rule] = []
     for spec in export_columns():
         n = spec.name
         if spec.required == "reversal":
             checks.append(
-                pa.Check(
+                Rule(
+                    f"{n}: required for REFUND and ACH_REJECT",
                     lambda d, n=n: ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n]),
                     name=f"{n}_required_reversal",
-                    error=f"{n}: required for REFUND and ACH_REJECT",
                 )
             )
         elif spec.required in ("card", "obd"):
             ptype = CARD if spec.required == "card" else OBD
             what = "card payments" if spec.required == "card" else "OBD payments"
             checks.append(
-                pa.Check(
+                Rule(
+                    f"{n}: required for {what} (payment_type_id {ptype})",
                     lambda d, n=n, ptype=ptype: (
                         (d["transaction_type"] != "PAYMENT")
                         | (d["payment_type_id"] != ptype)
                         | _nonblank(d[n])
                     ),
                     name=f"{n}_required_{spec.required}",
-                    error=f"{n}: required for {what} (payment_type_id {ptype})",
                 )
             )
     checks.append(
-        pa.Check(
+        Rule(
+            "original_payment_guid: must not be the row's own payment_guid",
             lambda d: (
                 ~_nonblank(d["original_payment_guid"]) | (d["original_payment_guid"] != d["payment_guid"])
             ),
             name="original_not_self",
-            error="original_payment_guid: must not be the row's own payment_guid",
         )
     )
     checks.append(
-        pa.Check(
+        Rule(
+            "payment_guid: repeats an identical earlier line (the first is kept)",
             lambda d: ~d["_dup_identical"],
             name="duplicate_identical",
-            error="payment_guid: repeats an identical earlier line (the first is kept)",
         )
     )
     checks.append(
-        pa.Check(
+        Rule(
+            "payment_guid: on more than one line with different values (none is used)",
             lambda d: ~d["_dup_conflict"],
             name="duplicate_conflict",
-            error="payment_guid: on more than one line with different values (none is used)",
         )
     )
     return checks
 
 
 @functools.cache
-def payment_export_schema() -> pa.DataFrameSchema:
-    """The pandera schema of a normalised payment export frame after :func:`prepare`."""
-    columns: dict[str, pa.Column] = {}
+def payment_export_schema() -> FrameRules:
+    """The rules of a normalised payment export frame after :func:`prepare` (checked by
+    :func:`caselle_ic.tabular.rules.failure_cases`; ``.to_pandera()`` is the same contract
+    as a pandera schema)."""
+    columns: list[ColumnRules] = []
     for spec in export_columns():
-        columns.update(_column_checks(spec))
-    columns["_dup_identical"] = pa.Column(bool)
-    columns["_dup_conflict"] = pa.Column(bool)
-    return pa.DataFrameSchema(columns, checks=_conditional_checks(), name="IC payment export")
+        columns += _column_checks(spec)
+    columns.append(ColumnRules("_dup_identical", bool))
+    columns.append(ColumnRules("_dup_conflict", bool))
+    return frame_rules("IC payment export", columns, _conditional_checks())
 
 
 @functools.cache
@@ -335,9 +322,9 @@ def _rule_order() -> dict[str, int]:
     """Every rule's error text -> its rank: by the export column it names, then by order."""
     schema = payment_export_schema()
     errors: list[str] = []
-    for col in schema.columns.values():
-        errors += [c.error for c in col.checks if c.error]
-    errors += [c.error for c in schema.checks if c.error]
+    for col in schema.columns:
+        errors += [r.error for r in col.rules]
+    errors += [r.error for r in schema.checks]
     position = {name: i for i, name in enumerate(column_names())}
     ranked = sorted(
         range(len(errors)), key=lambda i: (position.get(errors[i].split(":", 1)[0], len(position)), i)

@@ -1,5 +1,6 @@
 """The biller file: TOML -> a frozen, validated model; secret references; setting IDs.
 
-Owns: ``model`` (BillerConfig, Setting, load_config). May import: ``caselle_ic.errors``,
-``caselle_ic.logsafe``. Nothing else in the package.
+Owns: ``model`` (BillerConfig, Setting, load_config), ``tuning`` (``[posting]``,
+``[performance]`` with their environment overrides). May import: ``caselle_ic.errors``,
+``caselle_ic.env``, ``caselle_ic.logsafe``. Nothing else in the package.
 """

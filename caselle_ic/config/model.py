@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -24,7 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from caselle_ic.config.tuning import PerformanceSection, PostingSection, with_env_overrides
 from caselle_ic.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Setting(IntEnum):
@@ -205,6 +209,8 @@ class _File(_Strict):
     lockbox: LockboxSection = Field(default_factory=LockboxSection)
     paths: PathsSection = Field(default_factory=PathsSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    posting: PostingSection = Field(default_factory=PostingSection)
+    performance: PerformanceSection = Field(default_factory=PerformanceSection)
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,8 @@ class BillerConfig:
     paths: Paths
     unresolved: dict[Setting, str] = field(default_factory=dict)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    posting: PostingSection = field(default_factory=PostingSection)
+    performance: PerformanceSection = field(default_factory=PerformanceSection)
 
     def __repr__(self) -> str:
         return f"BillerConfig(name={self.name!r}, source={str(self.source)!r})"
@@ -358,8 +366,15 @@ def _format_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_config(path: str | Path) -> BillerConfig:
-    """Read, validate and resolve a biller TOML file. Raises ConfigError with what to fix."""
+def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConfig:
+    """Read, validate and resolve a biller TOML file. Raises ConfigError with what to fix.
+
+    Load it once per run and pass the result down (each load resolves the secrets, maybe
+    over the Prefect API). ``resolve_secrets=False`` leaves every ``env:`` /
+    ``prefect-secret:`` reference unresolved (for a run name, which needs no secret).
+    Environment overrides of ``[posting]`` / ``[performance]`` (caselle_ic/env.py) are
+    applied here.
+    """
     src = Path(path)
     try:
         raw_bytes = src.read_bytes()
@@ -390,6 +405,9 @@ def load_config(path: str | Path) -> BillerConfig:
                 setting=str(key),
             ) from None
         text = str(value).strip()
+        if not resolve_secrets and is_reference(text):
+            unresolved[sid] = f"{sid.label} was not resolved (configuration loaded without secrets)"
+            continue
         if sid in PASSWORD_SETTINGS:
             if text and not is_reference(text):
                 raise ConfigError(
@@ -415,12 +433,14 @@ def load_config(path: str | Path) -> BillerConfig:
     paths = Paths(
         *((base / getattr(p, f)).resolve() for f in ("inbox", "outbox", "archive", "error", "state"))
     )
-    # Every secret this process knows is redacted from all log output from now on.
-    from caselle_ic.logsafe import install_redaction
+    # Every secret this process knows is redacted from all log output from now on (the
+    # handlers and Prefect's loggers are covered at the process edge: CLI main, flows).
+    from caselle_ic.logsafe import register_secrets
 
-    install_redaction([v.get_secret_value() for v in secrets.values()])
+    register_secrets([v.get_secret_value() for v in secrets.values()])
 
     b = parsed.biller
+    log.debug("loaded the biller file %s%s", src, "" if resolve_secrets else " (secrets not resolved)")
     return BillerConfig(
         source=src,
         name=b.name,
@@ -435,6 +455,8 @@ def load_config(path: str | Path) -> BillerConfig:
         paths=paths,
         unresolved=unresolved,
         schedule=parsed.schedule,
+        posting=with_env_overrides(parsed.posting, "posting"),
+        performance=with_env_overrides(parsed.performance, "performance"),
     )
 
 

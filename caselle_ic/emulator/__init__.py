@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from caselle_ic.emulator.app import EmulatorApp, Faults
+from graphql import GraphQLError
+
+from caselle_ic.emulator.app import SCHEMA_VARIANTS, EmulatorApp, Faults, variant_sdl
 from caselle_ic.emulator.store import SeedCustomer, Store, read_seed_extract
 from caselle_ic.errors import ConfigError
 from caselle_ic.resources import SAMPLES
@@ -35,8 +37,14 @@ def create_app(
     token_ttl: int = 3600,
     seed: str | Path | None = None,
     faults: dict[str, Any] | None = None,
+    schema_variant: str | None = None,
 ) -> EmulatorApp:
-    """Open (or create) the database, seed it, and build the ASGI app."""
+    """Open (or create) the database, seed it, and build the ASGI app. ``schema_variant``:
+    a name in ``SCHEMA_VARIANTS`` or a .graphql path to serve instead of the project's schema."""
+    try:
+        sdl = variant_sdl(schema_variant)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     store = Store(db)
     if seed is not None:
         added = store.seed(read_seed_extract(seed))
@@ -44,7 +52,11 @@ def create_app(
     elif store.customer_count() == 0 and DEFAULT_SEED.is_file():
         added = store.seed(read_seed_extract(DEFAULT_SEED))
         log.info("seeded %d customer(s) from %s", added, DEFAULT_SEED)
-    app = EmulatorApp(store, secret, token_ttl=token_ttl)
+    try:
+        app = EmulatorApp(store, secret, token_ttl=token_ttl, sdl=sdl)
+    except (GraphQLError, ValueError) as exc:  # a variant file that is not a usable schema
+        store.close()
+        raise ConfigError(f"--schema-variant {schema_variant}: not a usable schema: {exc}") from None
     if faults:
         app.faults.update(faults)
     return app
@@ -60,6 +72,7 @@ def serve(
     latency_ms: int = 0,
     fail_next: int = 0,
     drop_after_commit: int = 0,
+    schema_variant: str | None = None,
 ) -> None:
     """Run the emulator until interrupted (``caselle-ic emulator``)."""
     import uvicorn
@@ -82,7 +95,10 @@ def serve(
         token_ttl=token_ttl,
         seed=seed,
         faults={"latency_ms": latency_ms, "fail_next": fail_next, "drop_after_commit": drop_after_commit},
+        schema_variant=schema_variant,
     )
+    if schema_variant:
+        log.warning("serving schema variant %s, not schemas/caselle_connect.graphql", schema_variant)
     log.info("Caselle Connect emulator: db %s, %d customer(s)", db, app.store.customer_count())
     config = uvicorn.Config(
         app,
@@ -103,6 +119,7 @@ def serve(
 
 __all__ = [
     "DEFAULT_SEED",
+    "SCHEMA_VARIANTS",
     "SECRET_ENV",
     "EmulatorApp",
     "Faults",

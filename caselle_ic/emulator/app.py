@@ -29,12 +29,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from ariadne import MutationType, QueryType, ScalarType, make_executable_schema
 from ariadne.asgi import GraphQL
 from graphql import GraphQLError, OperationType
+from graphql import build_schema as parse_sdl
 from graphql.language import OperationDefinitionNode
 
 from caselle_ic.emulator.admin import (
@@ -47,6 +49,44 @@ from caselle_ic.emulator.admin import (
 from caselle_ic.emulator.fastpath import receipts_answer
 from caselle_ic.emulator.store import Store, StoreError
 from caselle_ic.schemas import schema_sdl
+
+#: ``--schema-variant NAME``: serve a schema that differs from ``schemas/caselle_connect.graphql``
+#: in one way a real Caselle might (text replaced once), so ``caselle-ic check --live`` has a
+#: difference to find. Any other value is the path of a whole .graphql file to serve.
+SCHEMA_VARIANTS: dict[str, tuple[str, str]] = {
+    # Customer.balance gone: breaks the RTDR lookup (settings 8/88), nothing else.
+    "missing-field": (
+        '  "The customer\'s current balance. Causes extra database reads when used in a query."\n'
+        "  balance: Decimal\n",
+        "",
+    ),
+    # void_receipt(date:) renamed: breaks voids (settings 11 and 101), nothing else.
+    "renamed-arg": (
+        "void_receipt(receiptNumber: Int!, date: Date!)",
+        "void_receipt(receiptNumber: Int!, voidDate: Date!)",
+    ),
+}
+
+
+def variant_sdl(variant: str | None = None) -> str:
+    """The SDL to serve: the project's schema, a built-in variant, or a .graphql file."""
+    sdl = schema_sdl()
+    if not variant:
+        return sdl
+    if variant in SCHEMA_VARIANTS:
+        old, new = SCHEMA_VARIANTS[variant]
+        if old not in sdl:
+            raise ValueError(f"schema variant {variant!r} no longer applies to caselle_connect.graphql")
+        return sdl.replace(old, new, 1)
+    try:
+        return Path(variant).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        names = ", ".join(SCHEMA_VARIANTS)
+        raise ValueError(
+            f"--schema-variant {variant!r} is neither a variant ({names}) nor a readable .graphql "
+            f"file ({exc})"
+        ) from None
+
 
 log = logging.getLogger("caselle_ic.emulator")
 
@@ -195,11 +235,13 @@ def _after_commit(info: Any, counter: str) -> None:
         raise GraphQLError("internal error (injected after commit)", extensions={"code": "INTERNAL"})
 
 
-def build_schema() -> Any:
+def build_schema(sdl: str | None = None) -> Any:
+    """The executable schema of ``sdl`` (default: the project's). Resolvers are bound only to
+    the root fields the SDL has, so a variant may lack some."""
+    sdl = sdl or schema_sdl()
     query = QueryType()
     mutation = MutationType()
 
-    @query.field("customer")
     def resolve_customer(
         _obj: Any,
         info: Any,
@@ -222,11 +264,9 @@ def build_schema() -> Any:
             raise _gql_error(exc) from None
         return _customer_out(row)
 
-    @query.field("receipts")
     def resolve_receipts(_obj: Any, info: Any, confirmationNumber: str) -> list[dict[str, Any]]:
         return [_receipt_out(r) for r in _store(info).receipts(confirmationNumber)]
 
-    @mutation.field("create_receipt")
     def resolve_create_receipt(_obj: Any, info: Any, receipt: dict[str, Any]) -> dict[str, Any]:
         amount: Decimal = receipt["amount"]
         if amount != amount.quantize(Decimal("0.01")):
@@ -261,16 +301,18 @@ def build_schema() -> Any:
         _after_commit(info, "receipts_created")
         return _receipt_out(row)
 
-    @mutation.field("void_receipt")
-    def resolve_void_receipt(_obj: Any, info: Any, receiptNumber: int, date: date) -> dict[str, Any]:
+    def resolve_void_receipt(
+        _obj: Any, info: Any, receiptNumber: int, date: date | None = None, voidDate: date | None = None
+    ) -> dict[str, Any]:
+        when = date if date is not None else voidDate  # voidDate: the renamed-arg schema variant
+        assert when is not None  # the schema makes one of them required
         try:
-            row = _store(info).void_receipt(receiptNumber, date)
+            row = _store(info).void_receipt(receiptNumber, when)
         except StoreError as exc:
             raise _gql_error(exc) from None
         _after_commit(info, "receipts_voided")
         return _receipt_out(row)
 
-    @mutation.field("customer_send_paper_invoice_update")
     def resolve_send_paper(
         _obj: Any, info: Any, customerNumber: int, sendPaperStatement: bool
     ) -> dict[str, Any]:
@@ -281,7 +323,24 @@ def build_schema() -> Any:
         _after_commit(info, "paper_updates")
         return _customer_out(row)
 
-    return make_executable_schema(schema_sdl(), query, mutation, decimal_scalar, date_scalar)
+    served = parse_sdl(sdl)  # GraphQLError when the SDL is not valid
+    binds: tuple[tuple[Any, Any, dict[str, Callable[..., Any]]], ...] = (
+        (query, served.query_type, {"customer": resolve_customer, "receipts": resolve_receipts}),
+        (
+            mutation,
+            served.mutation_type,
+            {
+                "create_receipt": resolve_create_receipt,
+                "void_receipt": resolve_void_receipt,
+                "customer_send_paper_invoice_update": resolve_send_paper,
+            },
+        ),
+    )
+    for obj, root, fns in binds:
+        for name, fn in fns.items():
+            if root is not None and name in root.fields:
+                obj.set_field(name, fn)
+    return make_executable_schema(sdl, query, mutation, decimal_scalar, date_scalar)
 
 
 def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
@@ -369,7 +428,7 @@ def _is_mutation(body: bytes) -> bool:
 class EmulatorApp:
     """The whole emulator as one ASGI callable."""
 
-    def __init__(self, store: Store, secret: str, *, token_ttl: int = 3600):
+    def __init__(self, store: Store, secret: str, *, token_ttl: int = 3600, sdl: str | None = None):
         if not secret:
             raise ValueError("the emulator needs a secret")
         self.store = store
@@ -391,7 +450,7 @@ class EmulatorApp:
             "dropped_connections": 0,
             "injected_internal": 0,
         }
-        self.schema = build_schema()
+        self.schema = build_schema(sdl)
         self.graphql = GraphQL(
             self.schema,
             context_value=self._context,

@@ -66,12 +66,14 @@ class EmulatorProcess:
         latency_ms: int = 0,
         startup_timeout: float = 30.0,
         secret: str | None = None,
+        schema_variant: str | None = None,
     ):
         self._tmp = Path(tempfile.mkdtemp(prefix="caselle-emu-"))
         self.db = Path(db) if db is not None else self._tmp / "emulator.db"
         self.seed = Path(seed) if seed is not None else None
         self.token_ttl = token_ttl
         self.latency_ms = latency_ms
+        self.schema_variant = schema_variant
         self._auto_port = port is None
         self._started = False
         self.port = port or free_port()
@@ -134,6 +136,8 @@ class EmulatorProcess:
             cmd += ["--seed", str(self.seed)]
         if self.latency_ms:
             cmd += ["--latency-ms", str(self.latency_ms)]
+        if self.schema_variant:
+            cmd += ["--schema-variant", self.schema_variant]
         return cmd
 
     def start(self) -> None:

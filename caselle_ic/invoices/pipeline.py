@@ -18,12 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from caselle_ic.config.model import load_config, resolve_now
+from caselle_ic.config.model import BillerConfig, load_config, resolve_now
 from caselle_ic.errors import InputError, NothingToWriteError
 from caselle_ic.invoices.build import build_records, check_extract, read_extract
 from caselle_ic.invoices.writer import invoice_file_name, write_invoice_file
 from caselle_ic.result import RunResult
 from caselle_ic.tabular.output import write_rejects
+from caselle_ic.tabular.parallel import set_threads
 from caselle_ic.tabular.values import format_cents
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,7 +61,7 @@ def use_jemalloc() -> None:
 
 def run_invoice_file(
     extract: str | Path,
-    config: str | Path,
+    config: str | Path | BillerConfig,
     out_dir: str | Path,
     now: str | datetime | None = None,
     adjustments: bool = False,
@@ -73,7 +74,9 @@ def run_invoice_file(
     """
     use_jemalloc()
     wrap = step or _identity
-    cfg = wrap(load_config)(config)
+    # a loaded config is passed down by the CLI (loaded once per run); a path is loaded here
+    cfg = config if isinstance(config, BillerConfig) else wrap(load_config)(config)
+    set_threads(cfg.performance.threads)
     clock = resolve_now(now, cfg.tz)
     kind = ADJUSTMENTS_KIND if adjustments else INVOICE_KIND
     stem = invoice_file_name(clock).removesuffix(".txt")
@@ -97,11 +100,13 @@ def run_invoice_file(
     result.rejects_path = wrap(write_rejects)(build.rejects, out_dir, stem)
     if build.counts["statements_written"] == 0:
         result.counts["records_written"] = 0
-        raise NothingToWriteError(
+        result.error = (
             f"every statement of {extract} was quarantined ({build.counts['statements_in']} statements); "
-            f"no invoice file was written. The reasons are in {result.rejects_path}",
-            result=result,
+            f"no invoice file was written. The reasons are in {result.rejects_path}"
         )
+        # Raised for callers of this function (and so the flow run fails); the registry of
+        # kinds turns it back into ``result`` (exit 2, nothing written) for every consumer.
+        raise NothingToWriteError(result.error, result=result)
     path = wrap(write_invoice_file)(
         build.records,
         out_dir,

@@ -57,7 +57,6 @@ DEMO_INPUTS: dict[str, tuple[str, ...]] = {
 }
 #: Accounts the balance refresh looks up (sample accounts, one written with a separator).
 DEMO_ACCOUNTS = ("001001", "00-1017", "001050")
-DEMO_DIRS = ("inbox", "outbox", "archive", "error", "state")
 
 
 @dataclass
@@ -124,18 +123,20 @@ def _prefect_api(url: str | None) -> Iterator[None]:
 def _run_pickup(kind: str, cfg_path: Path, prefect: bool) -> dict[str, Any]:
     """One inbox pickup, as the scheduled deployment runs it; returns its summary."""
     if prefect:
-        from caselle_ic.flows.ops import INBOX_FLOW_FUNCTIONS
+        from caselle_ic.kinds import get
 
+        rule = get(kind).inbox
+        assert rule is not None, kind
         try:
-            return dict(INBOX_FLOW_FUNCTIONS[kind](config=str(cfg_path), settle_seconds=0))
+            return dict(rule.flow()(config=str(cfg_path), settle_seconds=0))
         except InboxError as exc:
             return exc.summary
     from caselle_ic.config.model import load_config
     from caselle_ic.ops.inbox import make_handler, process_inbox
 
     cfg = load_config(cfg_path)
-    handler = make_handler(kind, cfg_path, via_flow=False)  # type: ignore[arg-type]
-    return process_inbox(cfg, kind, handler, settle_seconds=0).to_dict()  # type: ignore[arg-type]
+    handler = make_handler(kind, cfg, via_flow=False)
+    return process_inbox(cfg, kind, handler, settle_seconds=0).to_dict()
 
 
 def _describe(summary: dict[str, Any], step: Step) -> None:
@@ -167,7 +168,6 @@ def run_demo(workdir: str | Path | None = None, prefect: bool = True) -> int:
     """Run the demo; exit status as in the module docstring."""
     from caselle_ic.config.model import load_config
     from caselle_ic.emulator.process import EmulatorProcess
-    from caselle_ic.logsafe import install_redaction
     from caselle_ic.ops.prefect_server import ensure_server
 
     started = time.monotonic()
@@ -191,8 +191,7 @@ def run_demo(workdir: str | Path | None = None, prefect: bool = True) -> int:
         print(f"  Caselle Connect emulator {emu.base_url} (database {wd / 'emulator.db'})", file=out)
         os.environ.update(emu.env())  # the demo config reads its secrets from these
         cfg_path = emu.write_config(wd / "biller.toml")
-        cfg = load_config(cfg_path)
-        install_redaction(cfg)
+        cfg = load_config(cfg_path)  # its secrets join the redaction the CLI installed
         staged = stage_inputs(cfg.paths.inbox)
         with _prefect_api(server.api_url if server else None):
             for kind in DEMO_INPUTS:

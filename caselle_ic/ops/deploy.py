@@ -29,14 +29,14 @@ The same table is produced two ways from one plan (:func:`biller_plan`):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError
-from caselle_ic.ops.inbox import KINDS, load_ref
+from caselle_ic.kinds import KINDS, inbox_kinds
 
 WORK_POOL = "caselle-ic"
 TAG = "caselle-ic"
@@ -46,7 +46,7 @@ TAG = "caselle-ic"
 class DeploymentSpec:
     """One deployment, as data: what :func:`to_runner` and the prefect.yaml are built from."""
 
-    flow_ref: tuple[str, str]  # (module, attribute)
+    flow: Callable[[], Any]  # loads the Prefect flow (caselle_ic.kinds)
     flow_name: str
     name: str
     parameters: dict[str, Any]
@@ -63,33 +63,16 @@ class DeploymentSpec:
 
     @property
     def entrypoint(self) -> str:
-        # a path from the checkout's root, where flows/ is the design card's top level
-        module, attr = self.flow_ref
-        return f"{module.removeprefix('caselle_ic.').replace('.', '/')}.py:{attr}"
+        """``flows/ops.py:payments_inbox``: a path from the checkout's root, where flows/ is
+        the design card's top level (imports the flow to read where it is defined)."""
+        fn = self.flow().fn
+        return f"{fn.__module__.removeprefix('caselle_ic.').replace('.', '/')}.py:{fn.__name__}"
 
 
-_INBOX = {
-    "invoices": (
-        ("caselle_ic.flows.ops", "invoice_inbox"),
-        "invoice-inbox",
-        "Statement extracts waiting in the inbox -> IC invoice files in the outbox",
-    ),
-    "adjustments": (
-        ("caselle_ic.flows.ops", "adjustments_inbox"),
-        "adjustments-inbox",
-        "Adjustments extracts waiting in the inbox -> IC invoice files in the outbox",
-    ),
-    "payments": (
-        ("caselle_ic.flows.ops", "payments_inbox"),
-        "payments-inbox",
-        "IC payment exports waiting in the inbox -> Data Pump receipts, voids, lockbox files",
-    ),
-    "paperless": (
-        ("caselle_ic.flows.ops", "paperless_inbox"),
-        "paperless-inbox",
-        "Paperless change logs waiting in the inbox -> Caselle paper-statement flags",
-    ),
-}
+def _all_billers() -> Any:
+    from caselle_ic.flows.ops import all_billers
+
+    return all_billers
 
 
 def check_cron(cron: str, where: str, file: Path | None = None) -> str:
@@ -133,47 +116,46 @@ def biller_plan(
     shared ledger database of the inbox runs (default: SQLite in ``[paths].state``).
     """
     specs: list[DeploymentSpec] = []
-    for kind in KINDS:
-        ref, flow_name, description = _INBOX[kind]
-        cron = getattr(cfg.schedule, kind) or None
+    for kind in KINDS.values():
+        if kind.inbox is None:
+            continue
+        cron = getattr(cfg.schedule, kind.name) or None
         if cron:
-            check_cron(cron, f"[schedule].{kind}", cfg.source)
+            check_cron(cron, f"[schedule].{kind.name}", cfg.source)
         specs.append(
             DeploymentSpec(
-                ref,
-                flow_name,
+                kind.inbox.flow,
+                kind.inbox.flow_name,
                 cfg.slug,
                 {"config": config_param, **({"ledger_url": ledger_url} if ledger_url else {})},
-                f"{cfg.name}: {description}",
+                f"{cfg.name}: {kind.inbox.description}",
                 cron=cron,
                 timezone=cfg.timezone if cron else None,
-                tags=(TAG, cfg.slug, kind),
+                tags=(TAG, cfg.slug, kind.name),
                 concurrency_limit=1,  # one pickup per biller and kind at a time
             )
         )
     outbox = outbox_param or str(cfg.paths.outbox)
-    specs.append(
-        DeploymentSpec(
-            ("caselle_ic.flows.invoices", "adjustments_file"),
-            "adjustments-file",
-            cfg.slug,
-            {"config": config_param, "out_dir": outbox},
-            f"{cfg.name}: one adjustments extract (give its path as `extract`) -> an IC invoice file",
-            tags=(TAG, cfg.slug, "adjustments"),
-        )
-    )
-    specs.append(
-        DeploymentSpec(
-            ("caselle_ic.flows.balance", "balance_refresh"),
-            "balance-refresh",
-            cfg.slug,
-            {"config": config_param, "out_dir": outbox},
-            f"{cfg.name}: current Caselle balances of the given accounts -> a CSV in the outbox",
-            tags=(TAG, cfg.slug, "balance"),
-        )
-    )
+    for kind in KINDS.values():
+        if kind.on_demand:
+            specs.append(
+                DeploymentSpec(
+                    kind.flow,
+                    kind.flow_name,
+                    cfg.slug,
+                    {"config": config_param, "out_dir": outbox},
+                    f"{cfg.name}: {kind.on_demand}",
+                    tags=(TAG, cfg.slug, kind.name),
+                )
+            )
     specs.append(audit_spec(cfg, config_param, ledger_url))
     return specs
+
+
+def _audit_flow() -> Any:
+    from caselle_ic.flows.audit import daily_audit
+
+    return daily_audit
 
 
 def audit_spec(cfg: BillerConfig, config_param: str, ledger_url: str | None = None) -> DeploymentSpec:
@@ -185,7 +167,7 @@ def audit_spec(cfg: BillerConfig, config_param: str, ledger_url: str | None = No
     if cron:
         check_cron(cron, "[schedule].audit", cfg.source)
     return DeploymentSpec(
-        ("caselle_ic.flows.audit", "daily_audit"),
+        _audit_flow,
         "daily-audit",
         cfg.slug,
         {"config": config_param, **({"ledger_url": ledger_url} if ledger_url else {})},
@@ -201,14 +183,14 @@ def fleet_plan() -> list[DeploymentSpec]:
     """``all-billers/<kind>``: start the ``kind`` inbox run of every biller (on demand)."""
     return [
         DeploymentSpec(
-            ("caselle_ic.flows.ops", "all_billers"),
+            _all_billers,
             "all-billers",
             kind,
             {"kind": kind},
             f"Start the {kind} inbox run of every biller (one run per biller and period)",
             tags=(TAG, "fleet", kind),
         )
-        for kind in KINDS
+        for kind in inbox_kinds()
     ]
 
 
@@ -256,7 +238,7 @@ def to_runner(spec: DeploymentSpec) -> Any:
     """A ``RunnerDeployment`` for ``prefect.serve`` (imports the flow)."""
     from prefect.schedules import Cron
 
-    flow = load_ref(spec.flow_ref)
+    flow = spec.flow()
     schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
     return flow.to_deployment(
         name=spec.name,
@@ -288,12 +270,9 @@ def serve_billers(
     Without ``PREFECT_API_URL`` a local Prefect server is started (or reused) on
     127.0.0.1:4200 first, so schedules and runs are kept and shown in its UI.
     """
-    from caselle_ic.logsafe import install_redaction
     from caselle_ic.ops.prefect_server import ensure_server
 
-    cfgs = [load_config(p) for p in config_paths]
-    install_redaction(cfgs)
-    specs = plan(config_paths, ledger_url=ledger_url)
+    specs = plan(config_paths, ledger_url=ledger_url)  # loads each biller file once
     server = ensure_server()
     os.environ["PREFECT_API_URL"] = server.api_url
     from prefect import serve
@@ -301,7 +280,8 @@ def serve_billers(
 
     with temporary_settings({PREFECT_API_URL: server.api_url}):
         deployments = runner_deployments(specs)
-        print(f"serving {len(deployments)} deployments for {len(cfgs)} biller(s); UI: {server.ui_url}")
+        billers = len(config_paths)
+        print(f"serving {len(deployments)} deployments for {billers} biller(s); UI: {server.ui_url}")
         serve(*deployments, limit=limit)
 
 

@@ -20,10 +20,10 @@ first:
    ``outbox/rejects/``.
 4. **Move the input**: to ``archive`` on success (also when some records were quarantined:
    the output was written), to ``error`` with ``<name>.reason.txt`` when the handler
-   raised. One bad file never stops the others. When the pipeline reports records it
-   could not send now (``result.extra["retry_later"]``: Caselle unreachable for some), the
-   input stays in the inbox and the next run sends the rest (the ledger skips what was
-   sent).
+   raised or wrote nothing (``result.error`` with no outputs). One bad file never stops
+   the others. When the pipeline reports records it could not send now
+   (``result.retry_later``: Caselle unreachable for some), the input stays in the inbox
+   and the next run sends the rest (the ledger skips what was sent).
 
 Which files belong to which kind (``docs/operations.md``): a file in a sub-folder named
 after the kind (``inbox/invoices/``, ``inbox/adjustments/``, ``inbox/payments/``,
@@ -52,27 +52,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from caselle_ic import kinds
 from caselle_ic.errors import CaselleICError, LedgerError
 from caselle_ic.logsafe import redact
 from caselle_ic.result import RunResult
 
+if TYPE_CHECKING:
+    from caselle_ic.config.model import BillerConfig
+
 log = logging.getLogger(__name__)
 
-Kind = Literal["invoices", "adjustments", "payments", "paperless"]
-KINDS: tuple[Kind, ...] = ("invoices", "adjustments", "payments", "paperless")
+Kind = str  # a name of caselle_ic.kinds.KINDS with an inbox rule
+KINDS: tuple[Kind, ...] = kinds.inbox_kinds()
 
 #: Name rules for files directly in the inbox, tried in this order (first match wins).
-NAME_RULES: tuple[tuple[Kind, re.Pattern[str]], ...] = (
-    ("adjustments", re.compile(r"adjust", re.IGNORECASE)),
-    ("paperless", re.compile(r"paperless", re.IGNORECASE)),
-    ("payments", re.compile(r"payment|pymt", re.IGNORECASE)),
-    ("invoices", re.compile(r"statement|stmt|extract|invoice", re.IGNORECASE)),
-)
+NAME_RULES: tuple[tuple[Kind, re.Pattern[str]], ...] = kinds.name_rules()
 #: Names of files still being written (or not inputs at all): never picked up.
 IN_PROGRESS_SUFFIXES = (".part", ".partial", ".tmp", ".filepart", ".crdownload", ".swp", ".lock")
 NOTE_SUFFIXES = (".reason.txt", ".duplicate.txt")
@@ -469,18 +468,16 @@ class InboxReport:
         return "\n".join(lines) + "\n"
 
 
-def retry_later(result: RunResult) -> int:
-    """Records a rerun of the same input would still send (0: the input is done).
+class _NothingWritten(Exception):
+    """A result that wrote nothing (exit 2): the input goes to ``error`` like a raised one."""
 
-    A pipeline says so with ``result.extra["retry_later"] = n``; the paperless sync's
-    ``counts["not sent (retry)"]`` is read the same way.
-    """
-    value = result.extra.get("retry_later") or result.counts.get("not sent (retry)") or 0
-    return int(value)
+    def __init__(self, result: RunResult):
+        self.result = result
+        super().__init__(result.error)
 
 
 def _failure_reason(exc: BaseException) -> str:
-    if isinstance(exc, CaselleICError):
+    if isinstance(exc, _NothingWritten | CaselleICError):
         return redact(str(exc))
     return redact(f"unexpected {type(exc).__name__}: {exc}")
 
@@ -609,6 +606,8 @@ def _process_one(
     log.info("inbox: processing %s (%s, %d bytes, sha256 %s)", w.path.name, kind, w.size, item.sha256[:12])
     try:
         result = handler(w.path, outbox)
+        if result.nothing_written and not result.retry_later:
+            raise _NothingWritten(result)
     except Exception as exc:
         item.seconds = time.perf_counter() - started
         item.status = "failed"
@@ -633,13 +632,12 @@ def _process_one(
 
     item.seconds = time.perf_counter() - started
     item.result = result
-    retry = retry_later(result)
-    if retry:
+    if result.retry_later:
         # Outputs were written, but some records could not be sent now (Caselle down, an
         # outcome to settle): keep the input in the inbox so the next run sends the rest —
         # the pipeline's ledger skips what was already sent.
         item.status = "retry"
-        item.reason = f"{retry} record(s) could not be sent now; left in the inbox for the next run"
+        item.reason = f"{result.pending} record(s) could not be sent now; left in the inbox for the next run"
         store.finish(
             biller=biller_key(cfg),
             sha256=item.sha256,
@@ -667,67 +665,9 @@ def _process_one(
 
 
 # -- which pipeline handles which kind -------------------------------------------------------
-@dataclass(frozen=True)
-class Pipeline:
-    """How to run one kind of input: as a Prefect flow or as the plain pipeline function."""
-
-    kind: Kind
-    flow_name: str  # the Prefect flow's name (run names, deployments)
-    flow_ref: tuple[str, str]  # (module, attribute) of the Prefect flow
-    direct_ref: tuple[str, str]  # (module, function) of the plain pipeline
-    input_arg: str  # keyword that takes the input file
-    out_dir: bool = True
-    now: bool = True
-    ledger: bool = False
-    direct_extra: tuple[tuple[str, Any], ...] = ()
-
-
-PIPELINES: dict[Kind, Pipeline] = {
-    "invoices": Pipeline(
-        "invoices",
-        "invoice-file",
-        ("caselle_ic.flows.invoices", "invoice_file"),
-        ("caselle_ic.invoices.pipeline", "run_invoice_file"),
-        "extract",
-    ),
-    "adjustments": Pipeline(
-        "adjustments",
-        "adjustments-file",
-        ("caselle_ic.flows.invoices", "adjustments_file"),
-        ("caselle_ic.invoices.pipeline", "run_invoice_file"),
-        "extract",
-        direct_extra=(("adjustments", True),),
-    ),
-    "payments": Pipeline(
-        "payments",
-        "daily-payments",
-        ("caselle_ic.flows.payments", "daily_payments"),
-        ("caselle_ic.payments.pipeline", "run_daily_payments"),
-        "export",
-        ledger=True,
-    ),
-    "paperless": Pipeline(
-        "paperless",
-        "paperless-sync",
-        ("caselle_ic.flows.paperless", "paperless_sync"),
-        ("caselle_ic.sync.paperless", "run_paperless_sync"),
-        "log",
-        now=False,
-        ledger=True,
-    ),
-}
-
-
-def load_ref(ref: tuple[str, str]) -> Any:
-    import importlib
-
-    module, attr = ref
-    return getattr(importlib.import_module(module), attr)
-
-
 def make_handler(
     kind: Kind,
-    config: str | Path,
+    config: str | Path | BillerConfig,
     *,
     via_flow: bool,
     ledger_url: str | None = None,
@@ -736,21 +676,12 @@ def make_handler(
     """A handler ``(path, outbox) -> RunResult`` that runs the pipeline of ``kind``.
 
     ``via_flow=True`` calls the Prefect flow (inside a flow run it becomes a subflow, so each
-    file gets its own run, run name and artifacts in the UI); otherwise the plain function.
+    file gets its own run, run name and artifacts in the UI); otherwise the plain function,
+    with ``config`` as loaded once by the caller. See :meth:`caselle_ic.kinds.Kind.run`.
     """
-    p = PIPELINES[kind]
+    k = kinds.get(kind)
 
     def handler(path: Path, outbox: Path) -> RunResult:
-        fn = load_ref(p.flow_ref if via_flow else p.direct_ref)
-        kwargs: dict[str, Any] = {p.input_arg: str(path), "config": str(config)}
-        if p.out_dir:
-            kwargs["out_dir"] = str(outbox)
-        if p.now:
-            kwargs["now"] = now
-        if p.ledger:
-            kwargs["ledger_url"] = ledger_url
-        if not via_flow:
-            kwargs.update(dict(p.direct_extra))
-        return fn(**kwargs)  # type: ignore[no-any-return]
+        return k.run(path, config, via_flow=via_flow, out_dir=outbox, now=now, ledger_url=ledger_url)
 
     return handler

@@ -62,7 +62,6 @@ CARD_VENDORS = ("VISA", "DISCOVER", "MASTERCARD", "AMEX")
 OBD_VENDORS = ("FISERV", "RPPS")
 PAYPAL = 15
 PAYPAL_BRANDS = (16, 17)
-CC_FALLBACK_TYPES = (1, 15, 16, 17)  # setting 64
 ACH_FALLBACK_TYPES = (2, 11)  # setting 65
 POSTING_METHODS = {"datapump": "DataPump", "file": "File"}
 INT_MAX = 2**31 - 1  # codes are GraphQL Int
@@ -83,15 +82,6 @@ _KEYS = {
 
 S131 = f"setting {int(Setting.PAYMENT_CODES_JSON)}"
 
-RESULT_COLUMNS = (
-    "distribution_code",
-    "payment_code",
-    "gl_activity",
-    "posting_method",
-    "code_rule",
-    "distribution_source",
-    "payment_source",
-)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Reading the IC payment export (SPEC §2.2) into typed, validated rows.
 
 :func:`read_payment_export` reads every value as text (``csvin.read_text_csv``),
-normalises it, validates it with the pandera schema of ``schemas/payments.py`` (lazy: every
+normalises it, validates it with the column rules of ``schemas/payments.py`` (lazy: every
 rule of every row at once) and splits the rows into
 
 * ``valid`` — typed: ``amount_cents`` int64, ``payment_date`` datetime64 in biller local
@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.errors
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,6 +36,7 @@ from caselle_ic.schemas.payments import (
 )
 from caselle_ic.tabular.csvin import LINE, read_text_csv
 from caselle_ic.tabular.output import REASON
+from caselle_ic.tabular.rules import failure_cases
 
 UPPER = ("transaction_type", "card_vendor", "obd_vendor")
 LOWER = ("payment_guid", "original_payment_guid")
@@ -117,11 +117,8 @@ def _to_int64(s: pd.Series) -> np.ndarray:
 def validate_export(raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a text frame with the export's columns (+ ``_line``): (valid, quarantined)."""
     checked = prepare(normalize_export(raw))
-    try:
-        payment_export_schema().validate(checked, lazy=True)
-        reasons = pd.Series(dtype="string")
-    except pandera.errors.SchemaErrors as exc:
-        reasons = row_reasons(exc.failure_cases)
+    fc = failure_cases(payment_export_schema(), checked)  # a frame of the wrong shape raises: a bug
+    reasons = row_reasons(fc) if len(fc) else pd.Series(dtype="string")
     bad = raw.index.isin(reasons.index)
     quarantined = raw.loc[bad].copy()
     quarantined[REASON] = reasons.reindex(quarantined.index).astype("string")

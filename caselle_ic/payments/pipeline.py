@@ -86,15 +86,10 @@ NOT_DONE = ("quarantined", "manual", "pending")
 
 @dataclass
 class PaymentRunResult(RunResult):
-    """A RunResult whose exit status can be 2: Caselle could not be reached at all."""
+    """A RunResult that says whether Caselle could not be reached at all (then ``error`` is
+    set: exit 2, with the lockbox files and reconciliation still written)."""
 
     unreachable: bool = False
-
-    @property
-    def exit_status(self) -> int:
-        if self.unreachable:
-            return 2
-        return 1 if self.n_quarantined else 0
 
 
 def _identity(fn: F) -> F:
@@ -179,7 +174,7 @@ def run_daily_payments(
     cfg = config if isinstance(config, BillerConfig) else load_config(config)
     run_date = resolve_now(now, cfg.tz).date()
     export_path, out = Path(export), Path(out_dir)
-    opts = options or PostingOptions.from_env()
+    opts = options or PostingOptions.from_settings(cfg.posting)
 
     parsed: PaymentExport = wrap(read_export)(export_path, cfg)
     codes = load_payment_codes(cfg)
@@ -426,15 +421,17 @@ def build_result(
     if nothing_reached:
         result.unreachable = True
         waiting = counts["pending"] + counts.get("carried over", 0)
-        result.notes.append(
+        result.error = (
             "Caselle Connect could not be reached ("
             + "; ".join(stats.errors[:2])
             + f"); {waiting} line(s) stay pending in the ledger and the next run posts them"
         )
+        result.notes.append(result.error)
     elif stats.errors:
         result.notes.extend(f"Caselle: {e}" for e in stats.errors[:3])
     if counts["pending"]:  # lines a rerun of this export would still send (caselle_ic.ops.inbox)
         result.extra["retry_later"] = counts["pending"]
+        result.keep_for_retry(counts["pending"])
     result.extra["engine"] = {
         "answers": stats.answers,
         "resent": stats.resent,

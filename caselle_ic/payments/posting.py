@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -59,6 +58,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from caselle_ic.config.model import BillerConfig
+from caselle_ic.config.tuning import PostingSection
 from caselle_ic.connect.client import CaselleClient, ItemOutcome, Purpose, Receipt, ReceiptInput
 from caselle_ic.errors import (
     AlreadyVoidedError,
@@ -117,24 +117,15 @@ class PostingOptions:
     client_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> PostingOptions:
-        """Defaults, overridden by ``CASELLE_IC_POST_WORKERS``, ``CASELLE_IC_POST_BATCH``
-        and ``CASELLE_IC_SETTLE_GRACE`` (seconds): tuning knobs for an operator; the tests
-        use them to make runs slow and the grace short."""
-        opts = cls(**overrides)
-        for env, name in (("CASELLE_IC_POST_WORKERS", "workers"), ("CASELLE_IC_POST_BATCH", "batch_size")):
-            raw = os.environ.get(env, "").strip()
-            if raw:
-                if not raw.isdigit() or int(raw) < 1:
-                    raise ConfigError(f"{env}={raw!r} must be a positive integer")
-                setattr(opts, name, int(raw))
-        grace = os.environ.get("CASELLE_IC_SETTLE_GRACE", "").strip()
-        if grace:
-            try:
-                opts.settle_grace_seconds = float(grace)
-            except ValueError:
-                raise ConfigError(f"CASELLE_IC_SETTLE_GRACE={grace!r} must be a number of seconds") from None
-        return opts
+    def from_settings(cls, posting: PostingSection, **overrides: Any) -> PostingOptions:
+        """The biller file's ``[posting]`` (with the environment overrides of
+        caselle_ic/env.py, applied when the file was loaded), then ``overrides``."""
+        values: dict[str, Any] = {
+            "workers": posting.workers,
+            "batch_size": posting.batch_size,
+            "settle_grace_seconds": posting.settle_grace_seconds,
+        }
+        return cls(**{**values, **overrides})
 
 
 # -- the engine --------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from caselle_ic.tabular.output import atomic_output
 from caselle_ic.tabular.values import cents_to_str, parse_cents
 
 KEY = ("transaction_type", "posting_method", "distribution_code", "payment_code")
-OUTCOMES = ("posted", "voided", "filed", "quarantined", "manual", "pending", "earlier")
 OK, DIFFERENCE = "ok", "DIFFERENCE"
 TOTAL = "TOTAL"
 

@@ -182,6 +182,29 @@ IN_DOUBT_UNTIL = sa.Column("in_doubt_until", sa.String(32))
 payments.append_column(IN_DOUBT_UNTIL)
 
 
+def _v4_tables(md: sa.MetaData) -> tuple[sa.Table]:
+    """Migration 4: ``payment_events``, the history of each payment (``caselle-ic trace``):
+    one row per export line it came in and per change of its ledger row, appended by
+    :class:`caselle_ic.store.payments.PaymentBook` in the transaction of the change."""
+    events = sa.Table(
+        "payment_events",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("biller", sa.String(200), nullable=False),
+        sa.Column("payment_guid", sa.String(64), nullable=False),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("run_id", sa.String(36), nullable=False),
+        sa.Column("event", sa.String(20), nullable=False),  # exported, conflict, state, route, ...
+        sa.Column("state", sa.String(16)),  # the row's state after the change, when it changed
+        sa.Column("detail", sa.Text),  # JSON object: export/line, reason, receipt_number, lockbox_file ...
+        sa.Index("payment_events_guid", "biller", "payment_guid", "id"),
+    )
+    return (events,)
+
+
+(payment_events,) = _v4_tables(metadata)
+
+
 def _m1_runs_and_paperless(conn: Connection) -> None:
     frozen = sa.MetaData()
     for table in _v1_tables(frozen):
@@ -207,11 +230,17 @@ def _m3_in_doubt_until(conn: Connection) -> None:
     _add_column(conn, "payments", "in_doubt_until", "VARCHAR(32)")
 
 
+def _m4_payment_events(conn: Connection) -> None:
+    for table in _v4_tables(sa.MetaData()):
+        table.create(conn)
+
+
 #: (version, description, function) in the order they apply. Append; never edit.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "runs and paperless changes", _m1_runs_and_paperless),
     (2, "payments (data pump response table), lockbox files, run leases", _m2_payments),
     (3, "payments.in_doubt_until (settle grace)", _m3_in_doubt_until),
+    (4, "payment_events (history of each payment, for trace)", _m4_payment_events),
 ]
 
 
@@ -492,6 +521,7 @@ __all__ = [
     "metadata",
     "open_ledger",
     "paperless_changes",
+    "payment_events",
     "payments",
     "run_leases",
     "runs",

@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from caselle_ic.store import events as history
 from caselle_ic.store.ledger import Ledger, lockbox_files, payments, run_leases, utc_text
 
 log = logging.getLogger(__name__)
@@ -203,10 +204,31 @@ class PaymentBook:
         with self.ledger.begin() as conn:
             for chunk in _chunks(dicts, 2000):
                 conn.execute(stmt, list(chunk))
+            history.record(
+                conn,
+                self.biller,
+                self.run_id,
+                (
+                    history.event(d["payment_guid"], "exported", export=export_name, line=d["export_line"])
+                    for d in dicts
+                ),
+            )
         stored = self.rows_for(
             records["payment_guid"].tolist(), columns=(*CONTENT, "export_name", "export_line", "state")
         )
-        return _conflicts(records, stored)
+        conflicts = _conflicts(records, stored)
+        if not conflicts.empty:
+            with self.ledger.begin() as conn:
+                history.record(
+                    conn,
+                    self.biller,
+                    self.run_id,
+                    (
+                        history.event(g, "conflict", export=export_name, reason=r)
+                        for g, r in zip(conflicts["payment_guid"], conflicts["reason"], strict=True)
+                    ),
+                )
+        return conflicts
 
     # -- routing ------------------------------------------------------------------------
     def unsent_payments(self) -> pd.DataFrame:
@@ -241,6 +263,12 @@ class PaymentBook:
         )
         with self.ledger.begin() as conn:
             conn.execute(stmt, [{"b": self.biller, **p} for p in params])
+            history.record(
+                conn,
+                self.biller,
+                self.run_id,
+                (history.event(p["g"], "route", **{c: p[f"v_{c}"] for c in ROUTE}) for p in params),
+            )
 
     # -- claims ------------------------------------------------------------------------
     def _claim(
@@ -275,6 +303,12 @@ class PaymentBook:
                 .returning(*payments.c)
             )
             out.extend(dict(r) for r in conn.execute(stmt).mappings())
+        history.record(
+            conn,
+            self.biller,
+            self.run_id,
+            (history.event(r["payment_guid"], "state", new_state, attempts=r["attempts"]) for r in out),
+        )
         return out
 
     def claim_posts(
@@ -380,7 +414,16 @@ class PaymentBook:
                     payments.c.state == PENDING,
                 )
                 if d["state"] == PENDING:
-                    conn.execute(payments.update().where(*where).values(reason=d["reason"], updated_at=now))
+                    waits = conn.execute(
+                        payments.update().where(*where).values(reason=d["reason"], updated_at=now)
+                    )
+                    if waits.rowcount:
+                        history.record(
+                            conn,
+                            self.biller,
+                            self.run_id,
+                            [history.event(d["guid"], "waiting", PENDING, reason=d["reason"])],
+                        )
                     continue
                 sending = d["state"] == VOID_SENDING
                 stmt = (
@@ -400,6 +443,8 @@ class PaymentBook:
                     .returning(*payments.c)
                 )
                 row = conn.execute(stmt).mappings().first()
+                if row is not None:
+                    history.record(conn, self.biller, self.run_id, [history.from_update(d)])
                 if row is not None and sending:
                     held.append(dict(row))
         return held
@@ -459,6 +504,20 @@ class PaymentBook:
                     .returning(*payments.c)
                 )
                 out.extend(dict(r) for r in conn.execute(stmt).mappings())
+            history.record(
+                conn,
+                self.biller,
+                self.run_id,
+                (
+                    history.event(
+                        r["payment_guid"],
+                        "takeover",
+                        r["state"],
+                        reason="taken over: its run ended without an answer",
+                    )
+                    for r in out
+                ),
+            )
             return out
 
     def apply(self, updates: Sequence[Mapping[str, Any]]) -> None:
@@ -497,6 +556,7 @@ class PaymentBook:
                         for u in items
                     ],
                 )
+            history.record(conn, self.biller, self.run_id, (history.from_update(u) for u in updates))
 
     def release_mine(self) -> int:
         """At the end of a run: whatever this run still holds. ``sending`` / ``void_sending``
@@ -506,11 +566,24 @@ class PaymentBook:
         with self.ledger.begin() as conn:
             n = 0
             for old, new in ((SENDING, UNKNOWN), (VOID_SENDING, VOID_UNKNOWN)):
-                n += conn.execute(
-                    payments.update()
-                    .where(payments.c.claim_owner == self.run_id, payments.c.state == old)
-                    .values(state=new, claim_owner=None, updated_at=now)
-                ).rowcount
+                released = (
+                    conn.execute(
+                        payments.update()
+                        .where(payments.c.claim_owner == self.run_id, payments.c.state == old)
+                        .values(state=new, claim_owner=None, updated_at=now)
+                        .returning(payments.c.payment_guid)
+                    )
+                    .scalars()
+                    .all()
+                )
+                n += len(released)
+                reason = "released at the end of the run without an answer: the next run settles it"
+                history.record(
+                    conn,
+                    self.biller,
+                    self.run_id,
+                    (history.event(g, "state", new, reason=reason) for g in released),
+                )
         return n
 
     # -- lockbox files ----------------------------------------------------------------------

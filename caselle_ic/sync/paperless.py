@@ -201,6 +201,7 @@ def run_paperless_sync(
         result.rejects_path = write_rejects(rejects, Path(out_dir or cfg.paths.outbox), log_path.stem)
     result.tables["sent"] = sent
     result.extra.update({"run_id": run_id, "ledger": ledger.url})
+    result.keep_for_retry(len(failed))  # not sent now (Caselle unreachable): the inbox keeps the log
     ledger.finish_run(run_id, "quarantined" if len(rejects) else "ok", counts)
     ledger.close()
     return result

@@ -14,7 +14,9 @@ from __future__ import annotations
 import codecs
 import csv
 import ctypes
+import mmap
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,24 +75,56 @@ def _has_empty_records(table: pa.Table) -> bool:
 
 
 def _count_line_feeds(path: Path) -> int:
-    count = 0
+    return _line_break_counts(path)[0]
+
+
+def _line_break_counts(path: Path) -> tuple[int, int, int]:
+    """(line feeds, carriage returns, CR+LF pairs) in the file, counted with numpy over
+    memory-mapped bytes (releases the GIL: it runs beside the Arrow read)."""
+    lf = cr = crlf = 0
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 24):
-            count += chunk.count(b"\n")
-    return count
+        if fh.seek(0, 2) == 0:
+            return 0, 0, 0
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            raw = np.frombuffer(mapped, dtype=np.uint8)
+            step = 1 << 24
+            for at in range(0, len(raw), step):
+                # one byte of overlap so a CR+LF split between two chunks is seen
+                chunk = raw[at : at + step + 1]
+                is_lf = chunk[:step] == 10
+                lf += int(np.count_nonzero(is_lf))
+                is_cr = chunk == 13
+                cr += int(np.count_nonzero(is_cr[:step]))
+                if cr:
+                    crlf += int(np.count_nonzero(is_cr[:-1] & (chunk[1:] == 10)))
+            del raw, chunk, is_lf, is_cr
+    return lf, cr, crlf
 
 
 def _read_arrow(
-    path: Path, encoding: str, header: list[str], *, keep_blank_lines: bool, check_utf8: bool
+    path: Path,
+    encoding: str,
+    header: list[str],
+    *,
+    keep_blank_lines: bool,
+    check_utf8: bool,
+    newlines_in_values: bool = True,
 ) -> pa.Table:
     """Every column as Arrow ``string`` (account numbers keep their leading zeros).
 
     ``keep_blank_lines``: a blank line becomes a record of empty values instead of being
-    skipped (see :func:`_has_empty_records`)."""
+    skipped (see :func:`_has_empty_records`). ``newlines_in_values=False`` is the fast
+    read (blocks split at any line break, parsed in parallel); it is only right when no
+    quoted value holds a line break, which :func:`_one_line_per_record` proves after."""
+    # Arrow's default block size (1 MB) for the fast read: blocks that stay in the CPU
+    # cache parse a third faster than 16 MB ones; the serial read takes big blocks.
+    block_size = 1 << 24 if newlines_in_values else None
     return pacsv.read_csv(
         path,
-        read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=not keep_blank_lines),
+        read_options=pacsv.ReadOptions(encoding=encoding, block_size=block_size),
+        parse_options=pacsv.ParseOptions(
+            newlines_in_values=newlines_in_values, ignore_empty_lines=not keep_blank_lines
+        ),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
             strings_can_be_null=False,
@@ -161,6 +195,20 @@ def _record_lines(path: Path, encoding: str, table: pa.Table, no_blank_lines: bo
                 line=start,
             ) from None
     return starts
+
+
+def _one_line_per_record(path: Path, table: pa.Table, counts: tuple[int, int, int]) -> bool:
+    """Whether the fast read (no ``newlines_in_values``) is certainly the right one.
+
+    A quoted line break inside one block stays in its value (seen by the scan of the
+    values); one where a block was cut misparses silently, but then the file has more
+    line feeds than header + records, or a carriage return that is not part of CR+LF.
+    So: no value holds CR or LF, every CR is followed by LF, and line feeds (not
+    counting trailing ones) = records."""
+    lf, cr, crlf = counts
+    if cr != crlf or lf - _trailing_line_feeds(path) != table.num_rows:
+        return False
+    return not _values_have_line_breaks(table)
 
 
 def _memchr() -> Callable[[int, int, int], int | None] | None:
@@ -304,8 +352,28 @@ def read_text_table(
     # file has no blank line and one physical line per record (unless a value holds a
     # line break, which _record_lines checks) -- proven without reading it in Python.
     strict = utf8 and _trailing_line_feeds(p) <= 1
+    # The fast read first (what the floor does: blocks cut at line breaks, parsed in
+    # parallel) while another thread counts the line breaks; it is kept only when those
+    # counts prove that no quoted value holds a line break (:func:`_one_line_per_record`).
+    # Otherwise -- or when the fast read fails -- the file is read again with
+    # ``newlines_in_values``, which lexes quotes serially.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="line-breaks") as pool:
+        counting = pool.submit(_line_break_counts, p) if utf8 else None
+        try:
+            table = _read_arrow(
+                p, encoding, header, keep_blank_lines=strict, check_utf8=utf8, newlines_in_values=False
+            )
+        except pa.ArrowInvalid:
+            table = None
+        counts = counting.result() if counting is not None else None
+    if table is not None and strict and _has_empty_records(table):
+        strict = False
+        table = None
+    if table is not None and not (counts and _one_line_per_record(p, table, counts)):
+        table = None
     try:
-        table = _read_arrow(p, encoding, header, keep_blank_lines=strict, check_utf8=utf8)
+        if table is None:
+            table = _read_arrow(p, encoding, header, keep_blank_lines=strict, check_utf8=utf8)
         if strict and _has_empty_records(table):  # blank lines (or ",,," rows): skip them
             strict = False
             table = _read_arrow(p, encoding, header, keep_blank_lines=False, check_utf8=utf8)
@@ -321,7 +389,7 @@ def read_text_table(
     if strict:
         no_blank_lines = True
     else:
-        feeds = _count_line_feeds(p) if line_feeds is None else line_feeds
+        feeds = (counts[0] if counts else _count_line_feeds(p)) if line_feeds is None else line_feeds
         no_blank_lines = feeds - _trailing_line_feeds(p) == table.num_rows
 
     raw_names = table.column_names

@@ -3,7 +3,9 @@
 The heavy lifting of the pipelines is Arrow compute and numpy over whole columns; those
 kernels release the GIL, so independent columns (parse this one, format that one,
 validate three record types) run side by side on the machine's cores. Order of results
-is the order of the inputs. ``CASELLE_IC_THREADS=1`` turns it off (for profiling).
+is the order of the inputs. How many threads: :func:`set_threads`, which a run calls with
+the biller file's ``[performance].threads`` (``CASELLE_IC_THREADS`` overrides it when the
+file is loaded; ``1`` turns it off, for profiling).
 """
 
 from __future__ import annotations
@@ -20,10 +22,18 @@ R = TypeVar("R")
 MAX_THREADS = 4
 
 
+_configured: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` threads from now on in this process (None: the cores, at most 4)."""
+    global _configured
+    _configured = n if n is None or n >= 1 else None
+
+
 def threads() -> int:
-    configured = os.environ.get("CASELLE_IC_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
+    if _configured is not None:
+        return _configured
     return max(1, min(MAX_THREADS, os.cpu_count() or 1))
 
 

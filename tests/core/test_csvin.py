@@ -80,3 +80,46 @@ def test_two_headers_mapping_to_one_column_is_refused(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_text_csv(tmp_path / "nope.csv")
+
+
+def test_fast_read_is_refused_when_a_block_cut_hid_a_quoted_line_break(tmp_path):
+    """The fast read (no newlines_in_values) can misparse silently when a block boundary
+    falls inside a quoted value: same record count, no line break left in any value.
+    The line-break counts must refuse it, and the reader must still return the truth."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from caselle_ic.tabular.csvin import _line_break_counts, _one_line_per_record
+
+    rows = ["a,b,c"] + [f"{i},xxxxxxxxxx,3" for i in range(20)]
+    rows[10] = '9,"line1\nfoo,bar",3'
+    p = tmp_path / "x.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    truth = ["xxxxxxxxxx"] * 9 + ["line1\nfoo,bar"] + ["xxxxxxxxxx"] * 10
+    silent = []
+    for block_size in range(16, 200):
+        try:
+            table = pacsv.read_csv(
+                p,
+                read_options=pacsv.ReadOptions(block_size=block_size),
+                parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in "abc"}),
+            )
+        except pa.ArrowInvalid:
+            continue
+        if table.column("b").to_pylist() != truth:
+            silent.append(table)
+    assert silent, "no block size misparses: the premise of this test is gone"
+    for misread in silent:
+        assert not _one_line_per_record(p, misread, _line_break_counts(p))
+    df = read_text_csv(p)
+    assert df["b"].iloc[9] == "line1\nfoo,bar" and list(df["_line"])[9:11] == [11, 13]
+
+
+@pytest.mark.parametrize("data", [b"a,b\r\n1,2\r\n3,4\r\n", b"a,b\n1,2\n3,4", b'a,b\r\n1,"x\ry"\r\n3,4\r\n'])
+def test_line_break_counts(tmp_path, data):
+    from caselle_ic.tabular.csvin import _line_break_counts
+
+    p = tmp_path / "x.csv"
+    p.write_bytes(data)
+    assert _line_break_counts(p) == (data.count(b"\n"), data.count(b"\r"), data.count(b"\r\n"))

@@ -247,7 +247,7 @@ def test_records_to_retry_keep_the_input_in_the_inbox(cfg: BillerConfig) -> None
         todo = [a for a in accounts if a not in sent]
         now = todo[:1] if down["value"] else todo  # while "down", only one gets through
         sent.extend(now)
-        result.extra["retry_later"] = len(todo) - len(now)
+        result.keep_for_retry(len(todo) - len(now))
         return result
 
     drop(cfg, "r_payments.csv", GOOD)
