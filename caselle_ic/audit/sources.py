@@ -194,7 +194,7 @@ def ledger_side(ledger: Ledger, biller: str, day: date, export_guids: Iterable[s
             .where(payments.c.biller == biller, payments.c.payment_date.between(start, end))
             .order_by(payments.c.payment_date, payments.c.payment_guid)
         )
-        rows = [dict(zip(LEDGER_COLUMNS, r, strict=True)) for r in result.tuples()]
+        rows = [dict(zip(LEDGER_COLUMNS, r, strict=True)) for r in result]
         reversal_rows = conn.execute(
             sa.select(*cols).where(payments.c.biller == biller, payments.c.transaction_type != "PAYMENT")
         ).mappings()

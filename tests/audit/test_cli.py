@@ -31,7 +31,8 @@ def test_exit_codes_and_json(posted_day: Day):
     summary = json.loads(r.stdout)
     assert summary["exit_status"] == 0 and summary["discrepancies"] == 0
     assert summary["totals"] == {"export": "209.95", "ledger": "209.95", "caselle": "209.95"}
-    assert "clean, no discrepancy" in r.stderr
+    r = audit_cli(posted_day.cfg, posted_day.audit_dir, posted_day.ledger, "--export", str(posted_day.export))
+    assert r.returncode == 0 and "clean, no discrepancy" in r.stderr, r.stderr  # without --json: stderr
 
     posted_day.emu.receipt_op("void", posted_day.receipt_of(dp(7)))
     r = audit_cli(
@@ -40,8 +41,9 @@ def test_exit_codes_and_json(posted_day: Day):
     assert r.returncode == 1, r.stderr
     summary = json.loads(r.stdout)
     assert summary["by_kind"]["voided_without_reversal"] == 1 and summary["totals"]["caselle"] == "192.88"
-    assert "1 discrepancy (voided_without_reversal 1)" in r.stderr
     assert str(posted_day.audit_dir / f"audit-{DAY}.csv") in summary["outputs"]
+    r = audit_cli(posted_day.cfg, posted_day.audit_dir, posted_day.ledger, "--export", str(posted_day.export))
+    assert r.returncode == 1 and "1 discrepancy (voided_without_reversal 1)" in r.stderr, r.stderr
 
 
 def test_the_archive_is_the_default_export_side(posted_day: Day):
