@@ -418,17 +418,41 @@ def _deployments_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", default="caselle-ic", help="process work pool name")
     p.add_argument("--root", type=Path, default=None, help="repository root on the workers (default: .)")
     ledger_arg(p, "shared ledger database of the inbox runs (no password)")
+    p.add_argument(
+        "--no-alerts",
+        dest="alerts",
+        action="store_false",
+        help="do not create or update the billers' [alerts] automations on the Prefect server",
+    )
+    p.add_argument(
+        "--remove",
+        action="store_true",
+        help="remove the billers' deployments and alert automations from the Prefect server "
+        "(needs PREFECT_API_URL)",
+    )
 
 
 @command("deployments", "print a prefect.yaml of the billers' deployments (work pool)", _deployments_args)
 def cmd_deployments(args: argparse.Namespace, cfg: Any) -> Report:
-    from caselle_ic.ops.deploy import render_prefect_yaml
+    from caselle_ic.config.model import load_config
+    from caselle_ic.errors import UsageError
+    from caselle_ic.ops.deploy import deploy_alerts, remove_billers, render_prefect_yaml
 
+    configs = [str(c) for c in args.config]
+    api = prefect_configured()
+    if args.remove:  # the billers leave: their deployments and automations go
+        if not api:
+            raise UsageError("--remove needs the Prefect server: set PREFECT_API_URL")
+        lines = remove_billers(configs)
+        return Report(0, {"removed": lines}, stderr=lines)
     root = Path(args.root) if args.root else Path.cwd()
-    text = render_prefect_yaml(
-        [str(c) for c in args.config], root=root, work_pool=args.pool, ledger_url=args.ledger
-    )
-    return Report(0, {"prefect_yaml": text}, stdout=text)
+    text = render_prefect_yaml(configs, root=root, work_pool=args.pool, ledger_url=args.ledger)
+    notes: list[str] = []
+    if args.alerts and api:  # deploying a biller also sets its alerts (SPEC §11)
+        notes = deploy_alerts([load_config(c, resolve_secrets=False) for c in configs])
+    elif args.alerts:
+        notes = ["alerts not set: PREFECT_API_URL is not configured"]
+    return Report(0, {"prefect_yaml": text, "alerts": notes}, stdout=text, stderr=notes)
 
 
 # -- the parser and main ----------------------------------------------------------------------------

@@ -14,6 +14,8 @@ Hierarchy (modelled on httpx's single exceptions module)::
     ├── NothingToWriteError         every record was quarantined; rejects only   (exit 2)
     ├── InboxError                  inbox files failed in a scheduled pickup     (exit 2)
     │                               (each one is in [paths].error with a reason)
+    ├── RunFailedError              a flow's run would exit 2: raised after its
+    │                               artifacts are published so Prefect shows Failed
     ├── ServiceError                a local service (Prefect server, emulator)
     │                               did not start or answer in time              (exit 2)
     └── CaselleAPIError             talking to Caselle Connect failed
@@ -196,6 +198,18 @@ class NothingToWriteError(CaselleICError):
 
     ``result`` is the run's RunResult (counts, rejects path) so a flow can still publish
     what an analyst needs to fix the input before it re-raises."""
+
+    def __init__(self, message: str, *, result: object = None):
+        self.result = result
+        super().__init__(message)
+
+
+class RunFailedError(CaselleICError):
+    """A flow run whose command would exit 2 or 3 (SPEC §11 "red means red").
+
+    Raised by a flow after its artifacts are published, so the run ends Failed in Prefect.
+    ``result`` is the run's RunResult: the inbox reads it to keep an input whose unsent work
+    the next run does (Caselle unreachable), instead of moving it to ``error``."""
 
     def __init__(self, message: str, *, result: object = None):
         self.result = result

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from caselle_ic.errors import NothingToWriteError
+from caselle_ic.errors import NothingToWriteError, RunFailedError
 
 if TYPE_CHECKING:
     from caselle_ic.config.model import BillerConfig
@@ -105,10 +105,12 @@ class Kind:
             if self.progress and progress is not None:
                 kwargs["progress"] = progress
             return self.pipeline()(config=config, **kwargs)
-        except NothingToWriteError as exc:
+        except (NothingToWriteError, RunFailedError) as exc:
             from caselle_ic.result import RunResult
 
-            # "Nothing written" has one shape for every consumer: the result, exit 2.
+            # "Nothing written" has one shape for every consumer: the result, exit 2. So has
+            # a flow run that ended Failed because its command would exit 2 (SPEC §11: the
+            # run is red in Prefect; the inbox still reads retry_later from the result).
             if isinstance(exc.result, RunResult):
                 return exc.result
             raise

@@ -11,7 +11,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from caselle_ic.config.model import BillerConfig
-from caselle_ic.flows.artifacts import publish_run_artifacts
+from caselle_ic.errors import RunFailedError
+from caselle_ic.flows.artifacts import failure_reason, publish_run_artifacts
 from caselle_ic.result import RunResult
 
 
@@ -42,11 +43,17 @@ def run_name(kind: str, period: str = "%Y-%m") -> Callable[[], str]:
 
 
 def finish(result: RunResult, tables: dict[str, pd.DataFrame] | None = None) -> RunResult:
-    """Log the summary lines and publish the run's artifacts."""
+    """Log the summary lines and publish the run's artifacts; then, when the command would
+    exit 2 or more, raise :class:`RunFailedError` so the run ends Failed (SPEC §11 "red
+    means red"). The error carries the result: the inbox keeps an input with unsent work."""
     logger = get_run_logger()
     for line in result.summary_lines():
         logger.info(line)
     publish_run_artifacts(result, tables=tables)
+    if result.exit_status >= 2:
+        reason = failure_reason(result)
+        logger.error("run failed (exit status %d): %s", result.exit_status, reason)
+        raise RunFailedError(reason, result=result)
     return result
 
 

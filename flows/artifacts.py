@@ -57,8 +57,18 @@ def table_rows(frame: pd.DataFrame, limit: int = MAX_TABLE_ROWS) -> list[dict[st
     ]
 
 
+def failure_reason(result: RunResult) -> str:
+    """Why a run would exit 2 or more, masked: its error, else its last note."""
+    from caselle_ic.logsafe import mask_accounts, redact
+
+    why = str(getattr(result, "error", "") or (result.notes[-1] if result.notes else ""))
+    return mask_accounts(redact(why or f"the run would exit {result.exit_status}"))
+
+
 def summary_markdown(result: RunResult) -> str:
     lines = [f"# {result.kind}: {_md(result.biller)}" + (f" ({result.period})" if result.period else ""), ""]
+    if result.exit_status >= 2:  # red means red: the first thing an analyst reads is why
+        lines += [f"**Run failed** (exit status {result.exit_status}): {_md(failure_reason(result))}", ""]
     lines.append("**Inputs**")
     lines += [f"- `{_md(p)}`" for p in result.inputs] or ["- (none)"]
     lines += ["", "| count | value |", "| --- | ---: |"]

@@ -14,11 +14,17 @@ from prefect import flow
 from caselle_ic.errors import NothingToWriteError
 from caselle_ic.flows._common import as_task, finish, run_name
 from caselle_ic.flows.artifacts import publish_run_artifacts
+from caselle_ic.flows.unattended import run_timeout
 from caselle_ic.invoices.pipeline import ADJUSTMENTS_KIND, INVOICE_KIND, run_invoice_file
 from caselle_ic.result import RunResult
 
 
 def _run(kind: str, extract: str, config: str, out_dir: str, now: str | None) -> RunResult:
+    with run_timeout(config, kind):
+        return _run_in_time(kind, extract, config, out_dir, now)
+
+
+def _run_in_time(kind: str, extract: str, config: str, out_dir: str, now: str | None) -> RunResult:
     try:
         result = run_invoice_file(
             extract, config, out_dir, now=now, adjustments=kind == ADJUSTMENTS_KIND, step=as_task

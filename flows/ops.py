@@ -7,7 +7,11 @@
   ``daily-payments``, ``paperless-sync``) as a subflow, so every file has its own run,
   run name and artifacts. The pickup run leaves a markdown artifact listing every file
   and where it went; it ends **Failed** when a file failed (the file is in
-  ``[paths].error`` with a reason), so a red run in the UI always means "look here".
+  ``[paths].error`` with a reason) or could not be finished after the biller's retries
+  (``[schedule].retries`` × ``retry_delay``; the file stays in the inbox), and **TimedOut**
+  after ``[schedule].timeout``, so a red run in the UI always means "look here". Each file
+  found is announced with the event ``caselle-ic.input.arrived`` (the ``input-deadline``
+  check reads them).
 * ``all-billers``: starts the inbox deployment of one kind for every biller (or a given
   list) with ``run_deployment(..., timeout=0)`` and an idempotency key
   ``<biller>/<kind>/<period>``, so a thousand billers spread over the workers of a work
@@ -19,15 +23,27 @@ These flows are thin: the work is in :mod:`caselle_ic.ops.inbox`.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact, create_markdown_artifact
 
+from caselle_ic.errors import LedgerError
 from caselle_ic.flows._common import load_biller
+from caselle_ic.flows.artifacts import failure_reason
+from caselle_ic.flows.unattended import EVENT_ARRIVED, emit, run_timeout
 from caselle_ic.kinds import KINDS as ALL_KINDS
-from caselle_ic.ops.inbox import DEFAULT_SETTLE_SECONDS, KINDS, Kind, make_handler, process_inbox
+from caselle_ic.ops.inbox import (
+    DEFAULT_SETTLE_SECONDS,
+    KINDS,
+    InboxItem,
+    InboxReport,
+    Kind,
+    make_handler,
+    process_inbox,
+)
 
 #: Prefect flow name of the inbox pickup of each kind (deployment = "<flow>/<biller slug>").
 INBOX_FLOWS: dict[str, str] = {k.name: k.inbox.flow_name for k in ALL_KINDS.values() if k.inbox is not None}
@@ -58,13 +74,18 @@ def pickup(
     now: str | None = None,
     via_flow: bool = True,
 ) -> dict[str, Any]:
-    """Run one inbox pickup inside a flow run: process, log, leave the artifact, fail if a file failed."""
+    """Run one inbox pickup inside a flow run: process (retrying what could not be finished
+    now), log, leave the artifact, announce what arrived, fail if a file did not complete.
+
+    The whole pickup, retries included, runs under the biller's ``[schedule].timeout``.
+    """
     from caselle_ic.errors import InboxError
+    from caselle_ic.logsafe import mask_accounts, redact
 
     logger = get_run_logger()
     cfg = load_biller(config)
-    handler = make_handler(kind, cfg, via_flow=via_flow, ledger_url=ledger_url, now=now)
-    report = process_inbox(cfg, kind, handler, ledger_url=ledger_url, settle_seconds=settle_seconds)
+    with run_timeout(cfg, INBOX_FLOWS[kind]):
+        report = _pickup_with_retries(cfg, kind, ledger_url, settle_seconds, now, via_flow)
     for line in report.summary_lines():
         logger.info(line)
     create_markdown_artifact(
@@ -72,16 +93,73 @@ def pickup(
         key=f"inbox-{kind}-{cfg.slug}",
         description=f"{kind} inbox pickup for {cfg.name}: what was processed and where it went",
     )
+    for item in report.items:  # the input-deadline check counts these (caselle_ic.flows.deadline)
+        emit(EVENT_ARRIVED, cfg, kind=kind, payload={"file": mask_accounts(item.name), "status": item.status})
     summary = report.to_dict()
     failed = report.by_status("failed") + report.by_status("retry")
     if failed:
         raise InboxError(
-            f"{len(failed)} of {len(report.items)} {kind} file(s) did not complete (failed: moved to "
-            f"{cfg.paths.error} with a .reason.txt; retry: left in the inbox for the next run): "
-            + "; ".join(f"{i.name}: {i.reason}" for i in failed),
+            mask_accounts(
+                redact(
+                    f"{len(failed)} of {len(report.items)} {kind} file(s) did not complete (failed: moved to "
+                    f"{cfg.paths.error} with a .reason.txt; retry: left in the inbox for the next run): "
+                    + "; ".join(f"{i.name}: {i.reason}{_why(i)}" for i in failed)
+                )
+            ),
             summary=summary,
         )
     return summary
+
+
+def _why(item: InboxItem) -> str:
+    """What the pipeline said about a file it could not finish (Caselle unreachable, …)."""
+    if item.result is None or item.result.exit_status < 2:
+        return ""
+    return f" ({failure_reason(item.result)})"
+
+
+#: Items whose file has left the inbox: an earlier attempt's word on them is final.
+_SETTLED = ("processed", "failed", "duplicate", "vanished")
+
+
+def _pickup_with_retries(
+    cfg: Any,
+    kind: Kind,
+    ledger_url: str | None,
+    settle_seconds: float,
+    now: str | None,
+    via_flow: bool,
+) -> InboxReport:
+    """:func:`process_inbox`, again after ``[schedule].retry_delay`` while files could not be
+    finished now (status ``retry``: Caselle unreachable) or the ledger database refused, at
+    most ``[schedule].retries`` more times.
+
+    Our loop, not Prefect's flow retries: a file that failed for good is already in
+    ``error``, so a Prefect retry would find nothing and turn the red run green; and Prefect
+    flow retries cannot be set per deployment (one biller file, one policy).
+    """
+    logger = get_run_logger()
+    retries, delay = cfg.schedule.retries, cfg.schedule.retry_delay
+    handler = make_handler(kind, cfg, via_flow=via_flow, ledger_url=ledger_url, now=now)
+    settled: list[InboxItem] = []
+    attempt = 0
+    while True:
+        try:
+            report = process_inbox(cfg, kind, handler, ledger_url=ledger_url, settle_seconds=settle_seconds)
+        except LedgerError as exc:
+            if attempt >= retries:
+                raise
+            why = str(exc)
+        else:
+            report.items = settled + report.items
+            waiting = report.by_status("retry")
+            if not waiting or attempt >= retries:
+                return report
+            settled = [i for i in report.items if i.status in _SETTLED]
+            why = f"{len(waiting)} file(s) could not be finished now"
+        attempt += 1
+        logger.warning("%s; trying again in %d s (retry %d of %d)", why, delay, attempt, retries)
+        time.sleep(delay)
 
 
 @flow(name="invoice-inbox", flow_run_name=_inbox_run_name)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from caselle_ic.flows._common import as_task, finish, load_biller, run_name
+from caselle_ic.flows.unattended import run_timeout
 from caselle_ic.payments.pipeline import PaymentRunResult, run_daily_payments
 from caselle_ic.payments.reconcile import format_reconciliation
 
@@ -48,22 +49,24 @@ def daily_payments(
     now: str | None = None,
     ledger_url: str | None = None,
 ) -> PaymentRunResult:
-    """Post the day's IC payments to Caselle exactly once (SPEC §4-§7)."""
+    """Post the day's IC payments to Caselle exactly once (SPEC §4-§7).
+
+    Ends Failed when nothing could be posted (Caselle unreachable: exit 2); the error
+    carries the result, so the inbox keeps the export and the next run posts the rest.
+    """
     cfg = load_biller(config)
-    progress = _Progress(f"posting-{cfg.slug}")
-    result = run_daily_payments(
-        export, cfg, out_dir, now=now, ledger_url=ledger_url, step=as_task, progress=progress
-    )
-    if progress.artifact_id is None:  # nothing to post in this run
-        progress(0, 0)
-    finish(
-        result,
-        tables={**result.tables, "reconciliation": format_reconciliation(result.tables["reconciliation"])},
-    )
-    if result.exit_status == 2:
-        # Returned, not raised: the inbox keeps the export for the next run (retry_later),
-        # and the CLI exits 2 from the result. The ledger carries the pending payments.
-        get_run_logger().error(
-            "nothing could be posted: %s", result.notes[-1] if result.notes else "Caselle unreachable"
+    with run_timeout(cfg, "daily-payments"):
+        progress = _Progress(f"posting-{cfg.slug}")
+        result = run_daily_payments(
+            export, cfg, out_dir, now=now, ledger_url=ledger_url, step=as_task, progress=progress
+        )
+        if progress.artifact_id is None:  # nothing to post in this run
+            progress(0, 0)
+        finish(
+            result,
+            tables={
+                **result.tables,
+                "reconciliation": format_reconciliation(result.tables["reconciliation"]),
+            },
         )
     return result

@@ -173,6 +173,9 @@ class PathsSection(_Strict):
 
 
 _CRON = re.compile(r"^\S+(\s+\S+){4}\Z")
+DEFAULT_TIMEOUT_SECONDS = 7200
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_DELAY_SECONDS = 600
 
 
 class ScheduleSection(_Strict):
@@ -187,6 +190,13 @@ class ScheduleSection(_Strict):
     adjustments: str = ""  # on demand
     payments: str = "0 7 * * *"  # 07:00 every day
     paperless: str = "0 6 * * *"  # 06:00 every day
+    #: every flow run of this biller ends TimedOut after this many seconds (SPEC §11); well
+    #: under a day, so a hung run never holds the biller's concurrency slot until the next one
+    timeout: int = Field(default=DEFAULT_TIMEOUT_SECONDS, ge=10, le=86_400)
+    #: an inbox pickup whose files could not be finished now (Caselle unreachable, the ledger
+    #: down) tries again this many times, ``retry_delay`` seconds apart (SPEC §11: 3 x 10 min)
+    retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=20)
+    retry_delay: int = Field(default=DEFAULT_RETRY_DELAY_SECONDS, ge=0, le=86_400)
 
     @field_validator("invoices", "adjustments", "payments", "paperless", "audit")
     @classmethod
@@ -201,6 +211,37 @@ class ScheduleSection(_Strict):
         return v
 
 
+#: Input kinds an ``[alerts].expect`` deadline may name (the inbox kinds).
+ALERT_KINDS = ("invoices", "adjustments", "payments", "paperless")
+
+
+class AlertsSection(_Strict):
+    """Who is told when money did not move (SPEC §11).
+
+    ``notify`` names a Prefect notification block (Slack, e-mail, Teams, custom webhook;
+    ``"slack-webhook/ops"`` or just ``"ops"``); ``""`` means no alerts. ``expect`` maps an
+    input kind to a cron (biller time zone) by which that input must have arrived.
+    """
+
+    notify: str = ""
+    expect: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("expect")
+    @classmethod
+    def _expect(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for kind, cron in v.items():
+            if kind not in ALERT_KINDS:
+                raise ValueError(f"expect: {kind!r} is not an input kind (one of {', '.join(ALERT_KINDS)})")
+            cron = " ".join(str(cron).split())
+            if not _CRON.match(cron):
+                raise ValueError(
+                    f"expect.{kind} = {cron!r} is not a 5-field cron expression such as '0 9 * * 1-5'"
+                )
+            out[kind] = cron
+        return out
+
+
 class _File(_Strict):
     biller: BillerSection
     settings: dict[str, str | int] = Field(default_factory=dict)
@@ -209,6 +250,7 @@ class _File(_Strict):
     lockbox: LockboxSection = Field(default_factory=LockboxSection)
     paths: PathsSection = Field(default_factory=PathsSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
     posting: PostingSection = Field(default_factory=PostingSection)
     performance: PerformanceSection = Field(default_factory=PerformanceSection)
 
@@ -253,6 +295,7 @@ class BillerConfig:
     paths: Paths
     unresolved: dict[Setting, str] = field(default_factory=dict)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    alerts: AlertsSection = field(default_factory=AlertsSection)
     posting: PostingSection = field(default_factory=PostingSection)
     performance: PerformanceSection = field(default_factory=PerformanceSection)
 
@@ -455,6 +498,7 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConf
         paths=paths,
         unresolved=unresolved,
         schedule=parsed.schedule,
+        alerts=parsed.alerts,
         posting=with_env_overrides(parsed.posting, "posting"),
         performance=with_env_overrides(parsed.performance, "performance"),
     )

@@ -1,4 +1,7 @@
 """Caselle Connect: the GraphQL documents, answer models, auth, transport and the client.
 
-Owns: ``client``. May import: ``config``, ``tabular``, ``schemas``, ``caselle_ic.errors``.
+Owns: ``documents`` (GraphQL documents, validation), ``models`` (strict answer models and
+the receipt checks), ``auth``, ``transport`` (bounded HTTP, the error map), ``client``
+(``CaselleClient``) and ``fake`` (an in-process transport for tests).
+May import: ``config``, ``tabular``, ``schemas``, ``caselle_ic.errors``.
 """

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from ariadne import MutationType, QueryType, ScalarType, make_executable_schema
@@ -39,6 +39,7 @@ from graphql import GraphQLError, OperationType
 from graphql import build_schema as parse_sdl
 from graphql.language import OperationDefinitionNode
 
+from caselle_ic.emulator import hostile as hostile_mode
 from caselle_ic.emulator.admin import (
     RequestLog,
     parse_cached,
@@ -112,8 +113,46 @@ class Faults:
     down_prefixes: list[str] = field(default_factory=list)  # GraphQL paths under these answer 503
     unauthenticated_as: str = "http"  # "http": HTTP 401; "graphql": HTTP 200 + UNAUTHENTICATED
     token_ttl: int = 3600  # lifetime of tokens issued from now on, seconds
+    # Hostile answers (issue 13, emulator/hostile.py): the next `hostile_next` requests to
+    # `hostile_on` ("graphql" or "token") are answered the `hostile` way, with its parameter.
+    hostile: str = ""  # one of hostile_mode.MODES
+    hostile_next: int = 0
+    hostile_on: str = "graphql"  # "mutation": GraphQL requests that are mutations only
+    hostile_body: str = ""  # "body": answered instead of the real answer
+    hostile_fields: dict[str, Any] = field(default_factory=dict)  # "fields": set in every object
+    hostile_size: int = 0  # "huge_error": characters of each error message
+    slow_body_s: float = 1.0  # "slow": seconds between two bytes of the answer
 
-    _INT_FIELDS = ("latency_ms", "fail_next", "drop_after_commit", "internal_after_commit", "token_ttl")
+    _INT_FIELDS = (
+        "latency_ms",
+        "fail_next",
+        "drop_after_commit",
+        "internal_after_commit",
+        "token_ttl",
+        "hostile_next",
+        "hostile_size",
+    )
+    _CHECKS: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
+        "hostile": (lambda v: v in ("", *hostile_mode.MODES), f"hostile must be one of {hostile_mode.MODES}"),
+        "hostile_on": (
+            lambda v: v in ("graphql", "mutation", "token"),
+            "hostile_on: graphql, mutation or token",
+        ),
+        "hostile_body": (lambda v: isinstance(v, str), "hostile_body must be a string"),
+        "hostile_fields": (lambda v: isinstance(v, dict), "hostile_fields must be an object"),
+        "slow_body_s": (
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 60,
+            "slow_body_s must be 0-60 seconds",
+        ),
+    }
+
+    def hostile_for(self, endpoint: str, *, mutation: bool = False) -> bool:
+        """Is this request to ``endpoint`` one to answer the hostile way? (counts down)"""
+        on = self.hostile_on
+        if self.hostile and self.hostile_next > 0 and (on == endpoint or (on == "mutation" and mutation)):
+            self.hostile_next -= 1
+            return True
+        return False
 
     def update(self, changes: dict[str, Any]) -> None:
         if changes.get("reset"):
@@ -131,6 +170,11 @@ class Faults:
                 if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
                     raise ValueError("down_prefixes must be a list of path prefixes")
                 self.down_prefixes = list(value)
+            elif key in self._CHECKS:
+                ok, message = self._CHECKS[key]
+                if not ok(value):
+                    raise ValueError(message)
+                setattr(self, key, value)
             elif key == "unauthenticated_as":
                 if value not in ("http", "graphql"):
                     raise ValueError('unauthenticated_as must be "http" or "graphql"')
@@ -449,6 +493,7 @@ class EmulatorApp:
             "injected_503": 0,
             "dropped_connections": 0,
             "injected_internal": 0,
+            "hostile_answers": 0,
         }
         self.schema = build_schema(sdl)
         self.graphql = GraphQL(
@@ -514,6 +559,11 @@ class EmulatorApp:
         path: str = scope["path"].rstrip("/") or "/"
         if path.startswith("/_admin/"):
             await self._admin(scope, receive, send, path)
+        elif path.endswith(TOKEN_SUFFIX) and self.faults.hostile_for("token"):
+            self.counters["hostile_answers"] += 1
+            body = await _read_body(receive)
+            run = lambda s: self._token(scope, _replay(body), s)  # noqa: E731
+            await hostile_mode.answer(self.faults, body, send, run, self.store.all_receipts)
         elif path.endswith(TOKEN_SUFFIX):
             await self._token(scope, receive, send)
         elif path.endswith(GRAPHQL_SUFFIX):
@@ -559,7 +609,8 @@ class EmulatorApp:
         self.requests.record(body)
         flags: dict[str, bool] = {}
         drop = False
-        if scope.get("method") == "POST" and _is_mutation(body):
+        mutation = scope.get("method") == "POST" and _is_mutation(body)
+        if mutation:
             self.counters["mutation_requests"] += 1
             if faults.drop_after_commit > 0:
                 faults.drop_after_commit -= 1
@@ -570,6 +621,12 @@ class EmulatorApp:
                 self.counters["injected_internal"] += 1
         scope = dict(scope)
         scope["caselle_flags"] = flags
+        if faults.hostile_for("graphql", mutation=mutation):
+            self.counters["hostile_answers"] += 1
+            await hostile_mode.answer(
+                faults, body, send, lambda s: self.graphql(scope, _replay(body), s), self.store.all_receipts
+            )
+            return
         if not drop:
             fast = None if flags else receipts_answer(self.schema, self.store, body)
             if fast is not None:  # aliased receipts queries: same answer, without graphql-core

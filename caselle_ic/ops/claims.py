@@ -27,16 +27,16 @@ import sqlalchemy as sa
 
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import UsageError
+
+# Only names that stay importable from ops.inbox when InboxStore moves into store/.
 from caselle_ic.ops.inbox import (
     DEFAULT_STALE_AFTER_SECONDS,
     InboxStore,
-    biller_key,
     default_ledger_url,
     inbox_files,
-    parse_utc_text,
     sha256_file,
 )
-from caselle_ic.store.ledger import mask_url
+from caselle_ic.store.ledger import biller_key, mask_url
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 _COLUMNS = (
@@ -68,7 +68,8 @@ def _holder_alive(claimed_by: str) -> bool | None:
 
 def _view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     out = {k: row.get(k) for k in _COLUMNS}
-    age = (now - parse_utc_text(row["claimed_at"])).total_seconds()
+    claimed = datetime.strptime(row["claimed_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    age = (now - claimed).total_seconds()
     out["age_seconds"] = int(age)
     if row["status"] == "processing":
         alive = _holder_alive(str(row["claimed_by"]))

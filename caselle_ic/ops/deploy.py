@@ -41,6 +41,22 @@ from caselle_ic.kinds import KINDS, inbox_kinds
 WORK_POOL = "caselle-ic"
 TAG = "caselle-ic"
 
+#: Pull steps of every deployment in the prefect.yaml: into the worker's checkout, then
+#: install the project there exactly as locked (the worker runs from that checkout's
+#: .venv, so the flow run's ``import caselle_ic`` sees the synced code). ``uv`` must be on
+#: the worker's PATH.
+PULL_STEPS: list[dict[str, Any]] = [
+    {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}},
+    {
+        "prefect.deployments.steps.run_shell_script": {
+            "id": "install-project",
+            "script": "uv sync --locked",
+            "directory": "{{ $CASELLE_IC_HOME }}",
+            "stream_output": False,
+        }
+    },
+]
+
 
 @dataclass(frozen=True)
 class DeploymentSpec:
@@ -56,6 +72,8 @@ class DeploymentSpec:
     tags: tuple[str, ...] = ()
     concurrency_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: more cron schedules (biller time zone), each with its parameters: ``input-deadline``
+    schedules: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -63,10 +81,21 @@ class DeploymentSpec:
 
     @property
     def entrypoint(self) -> str:
-        """``flows/ops.py:payments_inbox``: a path from the checkout's root, where flows/ is
-        the design card's top level (imports the flow to read where it is defined)."""
+        """A module path (``caselle_ic.flows.ops.payments_inbox``): the worker imports the
+        flow from the installed package, after the pull steps installed it — no file path
+        into a checkout, so it works from any working directory. (Imports the flow to read
+        where it is defined.)"""
         fn = self.flow().fn
-        return f"{fn.__module__.removeprefix('caselle_ic.').replace('.', '/')}.py:{fn.__name__}"
+        return f"{fn.__module__}.{fn.__name__}"
+
+    def cron_schedules(self) -> list[tuple[str, dict[str, Any]]]:
+        return ([(self.cron, {})] if self.cron else []) + list(self.schedules)
+
+
+def _input_deadline() -> Any:
+    from caselle_ic.flows.deadline import input_deadline
+
+    return input_deadline
 
 
 def _all_billers() -> Any:
@@ -133,6 +162,22 @@ def biller_plan(
                 timezone=cfg.timezone if cron else None,
                 tags=(TAG, cfg.slug, kind.name),
                 concurrency_limit=1,  # one pickup per biller and kind at a time
+            )
+        )
+    expect = cfg.alerts.expect
+    for expected, cron in expect.items():
+        check_cron(cron, f"[alerts].expect.{expected}", cfg.source)
+    if expect:
+        specs.append(
+            DeploymentSpec(
+                _input_deadline,
+                "input-deadline",
+                cfg.slug,
+                {"config": config_param},
+                f"{cfg.name}: alert when an expected input has not arrived by its deadline ([alerts].expect)",
+                timezone=cfg.timezone,
+                tags=(TAG, cfg.slug, "alerts"),
+                schedules=tuple((cron, {"kind": k}) for k, cron in sorted(expect.items())),
             )
         )
     outbox = outbox_param or str(cfg.paths.outbox)
@@ -239,7 +284,7 @@ def to_runner(spec: DeploymentSpec) -> Any:
     from prefect.schedules import Cron
 
     flow = spec.flow()
-    schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
+    schedules = [Cron(c, timezone=spec.timezone, parameters=p) for c, p in spec.cron_schedules()] or None
     return flow.to_deployment(
         name=spec.name,
         schedules=schedules,
@@ -279,10 +324,56 @@ def serve_billers(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: server.api_url}):
+        # the alert automations need each biller's [alerts] only: no secret to resolve
+        for line in deploy_alerts([load_config(p, resolve_secrets=False) for p in config_paths]):
+            print(line)
         deployments = runner_deployments(specs)
         billers = len(config_paths)
         print(f"serving {len(deployments)} deployments for {billers} biller(s); UI: {server.ui_url}")
         serve(*deployments, limit=limit)
+
+
+# -- alerts and removal ----------------------------------------------------------------------
+def deploy_alerts(cfgs: Sequence[BillerConfig]) -> list[str]:
+    """Create or update the billers' alert automations (:mod:`caselle_ic.ops.alerts`)."""
+    from caselle_ic.ops.alerts import ensure_alerts
+
+    report = ensure_alerts(list(cfgs))
+    quiet = [c.name for c in cfgs if not c.alerts.notify]
+    return report.lines() + ([f"no alerts ([alerts].notify unset) for: {', '.join(quiet)}"] if quiet else [])
+
+
+def remove_billers(config_paths: Sequence[str | Path]) -> list[str]:
+    """Remove the billers' deployments and alert automations from the Prefect server.
+
+    Every deployment named after a biller's slug and tagged ``caselle-ic`` goes (its
+    scheduled runs with it); past runs and their artifacts stay. The fleet's
+    ``all-billers/<kind>`` deployments stay.
+    """
+    import asyncio
+
+    from caselle_ic.ops.alerts import remove_alerts
+
+    slugs = [load_config(p, resolve_secrets=False).slug for p in config_paths]
+
+    async def drop() -> list[str]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+        gone: list[str] = []
+        async with get_client() as client:
+            found = await client.read_deployments(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=slugs))
+            )
+            flows = {f.id: f.name for f in await client.read_flows()}
+            for d in found:
+                if TAG in (d.tags or []):
+                    await client.delete_deployment(d.id)
+                    gone.append(f"{flows.get(d.flow_id, '?')}/{d.name}")
+        return gone
+
+    removed = [f"deployment removed: {name}" for name in sorted(asyncio.run(drop()))]
+    return removed + remove_alerts(slugs).lines()
 
 
 # -- prefect.yaml for a process work pool ----------------------------------------------------
@@ -310,9 +401,10 @@ def render_prefect_yaml(
             "description": spec.description,
             "tags": list(spec.tags),
             "parameters": spec.parameters,
-            "schedules": [{"cron": spec.cron, "timezone": spec.timezone, "active": True}]
-            if spec.cron
-            else [],
+            "schedules": [
+                {"cron": c, "timezone": spec.timezone, "active": True, **({"parameters": p} if p else {})}
+                for c, p in spec.cron_schedules()
+            ],
         }
         if spec.concurrency_limit:
             d["concurrency_limit"] = spec.concurrency_limit
@@ -323,9 +415,7 @@ def render_prefect_yaml(
         "prefect-version": prefect.__version__,
         "build": None,
         "push": None,
-        "pull": [
-            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}}
-        ],
+        "pull": PULL_STEPS,
         "deployments": deployments,
     }
     header = (
@@ -337,6 +427,10 @@ def render_prefect_yaml(
         + " > prefect.yaml\n"
         "# Deploy:  prefect work-pool create caselle-ic --type process\n"
         "#          prefect deploy --all\n"
-        "# Workers: CASELLE_IC_HOME=/path/to/caselle-ic prefect worker start --pool caselle-ic\n"
+        "# Workers: each has a checkout at $CASELLE_IC_HOME, synced once (uv sync --locked), and runs\n"
+        "#          export CASELLE_IC_HOME=/path/to/caselle-ic\n"
+        "#          $CASELLE_IC_HOME/.venv/bin/prefect worker start --pool caselle-ic\n"
+        "# Before each run the pull steps enter the checkout and run `uv sync --locked` there, so the\n"
+        "# run imports the flows (module entrypoints) from the project as locked, code included.\n"
     )
     return header + yaml.safe_dump(doc, sort_keys=False, width=110)

@@ -608,7 +608,18 @@ def _process_one(
         result = handler(w.path, outbox)
         if result.nothing_written and not result.retry_later:
             raise _NothingWritten(result)
-    except Exception as exc:
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            # Timed out or cancelled mid-file: release the claim (the next run takes it over,
+            # the ledger skips what was sent) and leave the file where it is.
+            store.finish(
+                biller=biller_key(cfg),
+                sha256=item.sha256,
+                ok=False,
+                archived_as=None,
+                detail=f"interrupted ({type(exc).__name__}); the next run takes it over",
+            )
+            raise
         item.seconds = time.perf_counter() - started
         item.status = "failed"
         item.reason = _failure_reason(exc)

@@ -117,6 +117,26 @@ def _runs(ledger: Ledger, run_ids: list[str], url: str, biller: str) -> dict[str
     return out
 
 
+def _quarantined(cfg: BillerConfig, guid: str) -> str | None:
+    """Where an export line with this GUID was quarantined (never reaches the ledger), from
+    the rejects files of the inbox runs (``[paths].outbox/rejects``), newest first."""
+    import csv
+
+    files = sorted(Path(cfg.paths.outbox, "rejects").glob("*.rejects.csv"), key=lambda f: -f.stat().st_mtime)
+    for f in files:
+        try:
+            with f.open(encoding="utf-8", newline="") as fh:
+                for rec in csv.DictReader(fh):
+                    if (rec.get("payment_guid") or "").strip().lower() == guid.lower():
+                        return (
+                            f"; its export line {rec.get('line') or '?'} was quarantined ({f}): "
+                            f"{mask_accounts(rec.get('reason') or '')}"
+                        )
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+    return None
+
+
 def _codes_explain(cfg: BillerConfig, row: dict[str, Any]) -> str:
     from caselle_ic.payments.codes import explain_text
 
@@ -206,8 +226,11 @@ def trace_payment(
         row = _row(ledger, biller, guid)
         if row is None:
             raise UsageError(
-                f"payment {guid} is not in the ledger {ledger.url} of {cfg.name}: check the PaymentGUID "
-                "(IC's payment_guid column), --config and --ledger"
+                f"payment {guid} is not in the ledger {ledger.url} of {cfg.name}"
+                + (
+                    _quarantined(cfg, guid)
+                    or ": check the PaymentGUID (IC's payment_guid column), --config and --ledger"
+                )
             )
         events = history.history(ledger, biller, row["payment_guid"])
         reversals, original = _related(ledger, biller, row)

@@ -314,7 +314,9 @@ class PostingRun:
         updates: list[dict[str, Any]] = []
         for chunk in _chunks(list(rows), self.options.batch_size):
             try:
-                outcomes = client.receipts_many([str(r["payment_guid"]) for r in chunk])
+                # the payment itself, so every receipt listed is checked against it (13.1)
+                asked = [receipt_input(r, self.cfg.allocate_to_invoice) for r in chunk]
+                outcomes = client.receipts_many(asked)
             except CaselleAPIError as exc:
                 self._note_failure(exc)
                 updates += [

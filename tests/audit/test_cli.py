@@ -31,8 +31,12 @@ def test_exit_codes_and_json(posted_day: Day):
     summary = json.loads(r.stdout)
     assert summary["exit_status"] == 0 and summary["discrepancies"] == 0
     assert summary["totals"] == {"export": "209.95", "ledger": "209.95", "caselle": "209.95"}
-    r = audit_cli(posted_day.cfg, posted_day.audit_dir, posted_day.ledger, "--export", str(posted_day.export))
-    assert r.returncode == 0 and "clean, no discrepancy" in r.stderr, r.stderr  # without --json: stderr
+    plain = audit_cli(
+        posted_day.cfg, posted_day.audit_dir, posted_day.ledger, "--export", str(posted_day.export)
+    )
+    assert plain.returncode == 0 and "clean, no discrepancy" in plain.stderr, (
+        plain.stderr
+    )  # --json: stdout only
 
     posted_day.emu.receipt_op("void", posted_day.receipt_of(dp(7)))
     r = audit_cli(

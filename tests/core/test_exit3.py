@@ -22,7 +22,7 @@ from tests.conftest import SAMPLES, run_cli, write_seed_extract
 
 NOW = "2026-11-01T06:00:00"
 LINE = re.compile(
-    r"caselle-ic (?P<command>[a-z]+): internal error in step (?P<step>[a-z-]+)(?: \((?P<where>[^)]*)\))?: "
+    r"caselle-ic (?P<command>[a-z-]+): internal error in step (?P<step>[a-z-]+)(?: \((?P<where>[^)]*)\))?: "
     r"FailpointError: fail point (?P<point>\S+) \(test fault injected by CASELLE_IC_FAILPOINT\); "
     r"full traceback: (?P<log>/\S+\.log)\n"
 )
@@ -62,6 +62,9 @@ def _check(r, command: str, step: str, log_dir: Path, secrets: tuple[str, ...] =
         ("inbox", ["inbox"]),
         ("deployments", ["deployments"]),
         ("serve", ["serve"]),
+        ("check", ["check"]),
+        ("trace", ["trace", "00000000-0000-0000-0000-000000000000"]),
+        ("inbox-claims", ["inbox-claims"]),
     ],
 )
 def test_every_command_with_a_biller_file(

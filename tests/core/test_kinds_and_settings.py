@@ -73,7 +73,7 @@ def test_flows_and_entrypoints_come_from_the_objects() -> None:
         if kind.inbox:
             assert kind.inbox.flow().name == kind.inbox.flow_name
     spec = DeploymentSpec(k.inbox.flow, "payments-inbox", "x", {}, "")
-    assert spec.entrypoint == "flows/ops.py:payments_inbox"
+    assert spec.entrypoint == "caselle_ic.flows.ops.payments_inbox"  # a module path (issue 9 item 8)
     assert (ROOT / "flows" / "ops.py").is_file()
     with pytest.raises(ValueError, match="unknown kind 'receipts'; one of invoices, adjustments"):
         kinds.get("receipts")

@@ -254,6 +254,7 @@ def test_json_shape_offline(biller_toml: Path, capsys: pytest.CaptureFixture[str
     assert status == 0
     report = json.loads(out)
     assert set(report) == {
+        "command",
         "config",
         "biller",
         "settings",

@@ -46,8 +46,9 @@ def test_plan_for_the_sample_biller() -> None:
         "all-billers/paperless": (None, None, {"kind": "paperless"}, None),
     }
     entry = {s.full_name: s.entrypoint for s in specs}
-    assert entry[f"payments-inbox/{SLUG}"] == "flows/ops.py:payments_inbox"
-    assert entry[f"balance-refresh/{SLUG}"] == "flows/balance.py:balance_refresh"
+    # module entrypoints: the worker imports them from the installed package (issue 9 item 8)
+    assert entry[f"payments-inbox/{SLUG}"] == "caselle_ic.flows.ops.payments_inbox"
+    assert entry[f"balance-refresh/{SLUG}"] == "caselle_ic.flows.balance.balance_refresh"
 
 
 def _with_schedule(biller_toml: Path, schedule: str, name: str | None = None) -> Path:
@@ -90,16 +91,26 @@ def test_committed_prefect_yaml_is_the_generated_one() -> None:
     assert committed == render_prefect_yaml(["data/samples/biller.toml"], root=ROOT)
     doc = yaml.safe_load(committed)
     assert doc["pull"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}}
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $CASELLE_IC_HOME }}"}},
+        {
+            "prefect.deployments.steps.run_shell_script": {
+                "id": "install-project",
+                "script": "uv sync --locked",
+                "directory": "{{ $CASELLE_IC_HOME }}",
+                "stream_output": False,
+            }
+        },
     ]
     by_entry = {d["entrypoint"]: d for d in doc["deployments"]}
-    pay = by_entry["flows/ops.py:payments_inbox"]
+    pay = by_entry["caselle_ic.flows.ops.payments_inbox"]
     assert pay["name"] == SLUG
     assert pay["schedules"] == [{"cron": "0 7 * * *", "timezone": "America/Denver", "active": True}]
     assert pay["work_pool"] == {"name": "caselle-ic", "work_queue_name": "default"}
-    assert by_entry["flows/invoices.py:adjustments_file"]["schedules"] == []
-    for d in doc["deployments"]:
-        assert (ROOT / d["entrypoint"].split(":")[0]).name.endswith(".py")
+    assert by_entry["caselle_ic.flows.invoices.adjustments_file"]["schedules"] == []
+    from prefect.flows import Flow, load_flow_from_entrypoint
+
+    for d in doc["deployments"]:  # every entrypoint resolves from the installed package
+        assert isinstance(load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False), Flow)
 
 
 def test_cli_prints_the_same_yaml() -> None:

@@ -173,7 +173,7 @@ def test_json_shape(sample_run: Run) -> None:
     assert done.returncode == 0, done.stderr
     t = json.loads(done.stdout)
     assert set(t) == {
-        "payment_guid", "biller", "ledger", "payment", "came_in", "codes", "outcome",
+        "command", "payment_guid", "biller", "ledger", "payment", "came_in", "codes", "outcome",
         "reversals", "original", "events", "runs", "notes", "exit_status",
     }  # fmt: skip
     assert t["payment"]["amount"] == "84.17" and t["payment"]["account"] == "****1001"
@@ -246,12 +246,20 @@ def test_payment_picked_up_from_the_inbox_names_the_archived_export(
 ) -> None:
     cfg = sample_run.emu.write_config(tmp_path / "inboxed" / "biller.toml")
     row = dp(9, day="2026-11-04", tag="trace-inbox")
-    write_export(tmp_path / "inboxed" / "inbox" / "payments-c.csv", [row])
+    bad = {**dp(10, day="2026-11-04", tag="trace-inbox"), "amount": "12.3x"}
+    write_export(tmp_path / "inboxed" / "inbox" / "payments-c.csv", [row, bad])
     done = run_cli("inbox", "--config", str(cfg), "--kind", "payments", "--settle", "0", env=sample_run.env)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # written, one line quarantined
     status = cli.main(["trace", row["payment_guid"], "--config", str(cfg)])
     out, err = capsys.readouterr()
     assert status == 0, err
     came_in = out.split("Came in:\n")[1].splitlines()[0]
     assert came_in.startswith("  payments-c.csv line 2  (run ")
     assert came_in.endswith(f"; archived as {tmp_path / 'inboxed' / 'archive' / 'payments-c.csv'})")
+    # the quarantined line never reached the ledger: exit 2, naming where it was set aside
+    status = cli.main(["trace", bad["payment_guid"], "--config", str(cfg)])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    rejects = tmp_path / "inboxed" / "outbox" / "rejects"
+    assert "is not in the ledger " in err and f"; its export line 3 was quarantined ({rejects}/" in err
+    assert "amount" in err.split("was quarantined")[1]

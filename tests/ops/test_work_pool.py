@@ -1,6 +1,8 @@
 """The documented multi-machine path, for real: a Prefect server, a process work pool, the
-generated prefect.yaml deployed with ``prefect deploy``, and ``prefect worker start`` running
-the scheduled inbox flow from the repository checkout named by ``$CASELLE_IC_HOME``.
+generated prefect.yaml deployed with ``prefect deploy``, and ``prefect worker start`` — started
+in a directory that is not the checkout — running the scheduled inbox flow: the pull steps
+enter ``$CASELLE_IC_HOME`` and run ``uv sync --locked`` there, and the module entrypoint
+(``caselle_ic.flows.ops.payments_inbox``) is imported from the installed package.
 """
 
 from __future__ import annotations
@@ -80,6 +82,15 @@ def test_prefect_yaml_deploys_and_a_worker_runs_it(tmp_path: Path, biller_toml: 
                 return runs, arts
 
         runs, arts = asyncio.run(read())
+
+        async def logs(run_id: uuid.UUID) -> str:
+            from prefect.client.orchestration import PrefectClient
+            from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+            async with PrefectClient(api=server.api_url) as client:
+                found = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+                return "\n".join(entry.message for entry in found)
+
         # the schedule (07:00 America/Denver) also put future runs on the server: still Scheduled
         scheduled = [r for r in runs if r.state is not None and r.state.is_scheduled()]
         assert scheduled and all(r.expected_start_time.hour in (13, 14) for r in scheduled)  # 07:00 MST/MDT
@@ -88,6 +99,8 @@ def test_prefect_yaml_deploys_and_a_worker_runs_it(tmp_path: Path, biller_toml: 
         assert run.name.startswith(f"payments-inbox/{SLUG}/")
         (art,) = [a for a in arts if a.key == f"inbox-payments-{SLUG}" and a.flow_run_id == run.id]
         assert "notes.txt" in str(art.data)
+        text = asyncio.run(logs(run.id))
+        assert "Running 2 deployment pull step(s)" in text  # into the checkout, then uv sync --locked
         assert isinstance(run.id, uuid.UUID)
     finally:
         assert stop_server(server)
