@@ -5,7 +5,8 @@ graphql-core executes ~50 µs per field, so a 50-alias receipts query costs the 
 ~30 ms of CPU; an audit of 100,000 payments is 2,000 of them, and the single emulator
 process, not the client, would set the pace. A document of exactly that shape (one query
 operation, every root field ``receipts`` with a ``String!`` variable, every sub-field a
-plain scalar of ``Receipt``, directly or through one fragment on ``Receipt``; validated against the schema like any other) is answered here
+plain scalar of ``Receipt``, directly or through one fragment on ``Receipt``; validated
+against the schema like any other) is answered here
 with the same JSON ariadne would give (``tests/audit/test_emulator_admin.py`` compares
 both). Anything else — mutations, fragments, directives, ``__typename``, a missing or
 non-string variable, an error — goes through ariadne as before. Auth and faults are applied
