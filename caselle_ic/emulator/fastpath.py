@@ -8,7 +8,7 @@ operation, every root field ``receipts`` with a ``String!`` variable, every sub-
 plain scalar of ``Receipt``, directly or through one fragment on ``Receipt``; validated
 against the schema like any other) is answered here
 with the same JSON ariadne would give (``tests/audit/test_emulator_admin.py`` compares
-both). Anything else — mutations, fragments, directives, ``__typename``, a missing or
+both). Anything else — mutations, other fragments, directives, ``__typename``, a missing or
 non-string variable, an error — goes through ariadne as before. Auth and faults are applied
 before either path.
 """
