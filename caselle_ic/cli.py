@@ -28,7 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from caselle_ic import kinds
-from caselle_ic.cli_support import EXIT_STATUSES, Report, progress_display, run_command, version
+from caselle_ic.cli_support import (
+    EXIT_STATUSES,
+    Report,
+    VersionAction,
+    common_options,
+    config_arg,
+    ledger_arg,
+    now_arg,
+    out_arg,
+    progress_display,
+    run_command,
+)
 
 Arguments = Callable[[argparse.ArgumentParser], None]
 
@@ -55,58 +66,8 @@ def command(name: str, help: str, arguments: Arguments, *, loads_config: bool = 
     return register
 
 
-class VersionAction(argparse.Action):
-    """``--version``: the installed version, looked up only when asked (keeps --help fast)."""
-
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(
-            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit"
-        )
-
-    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        print(f"caselle-ic {version()}")
-        parser.exit(0)
-
-
 def prefect_configured() -> bool:
     return bool(os.environ.get("PREFECT_API_URL"))
-
-
-# -- argument helpers ------------------------------------------------------------------------
-def config_arg(p: argparse.ArgumentParser, *, many: bool = False) -> None:
-    p.add_argument(
-        "--config",
-        required=True,
-        type=Path,
-        metavar="BILLER.toml",
-        action="append" if many else "store",
-        help="the biller file (SPEC §1)" + ("; repeat for several billers" if many else ""),
-    )
-
-
-def out_arg(p: argparse.ArgumentParser, *, required: bool = True, help: str = "where outputs go") -> None:
-    p.add_argument("--out", required=required, type=Path, metavar="DIR", help=help)
-
-
-def now_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--now", metavar="YYYY-MM-DDTHH:MM:SS", help="pin the run clock (biller local time)")
-
-
-def ledger_arg(p: argparse.ArgumentParser, help: str = "SQLAlchemy URL of the ledger database") -> None:
-    p.add_argument("--ledger", metavar="URL", help=help + " (default: SQLite in [paths].state)")
-
-
-def common_options(p: argparse.ArgumentParser) -> None:
-    """The options every command takes (SPEC §11 "Every command")."""
-    p.add_argument("--version", action=VersionAction)
-    p.add_argument("--json", action="store_true", help="print the run's summary as one JSON object on stdout")
-    p.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log to stderr from this level (direct runs; redacted)",
-    )
-    p.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
 
 
 def run_kind(name: str, input: Any, cfg: Any, args: argparse.Namespace, **kw: Any) -> Any:

@@ -214,3 +214,25 @@ class RunFailedError(CaselleICError):
     def __init__(self, message: str, *, result: object = None):
         self.result = result
         super().__init__(message)
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, or None when it is a regular file.
+
+    ``os.stat`` only (it never opens the path, so a FIFO cannot block the run): "does not
+    exist", "is a directory, not a file", or "is not a regular file" (a FIFO, socket or
+    device)."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except (OSError, ValueError) as exc:  # ENOTDIR, ELOOP, a NUL byte in the name...
+        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a FIFO, socket or device); give a file"
+    return None

@@ -24,6 +24,7 @@ from uuid import UUID
 import pandas as pd
 
 from caselle_ic.result import RunResult, analyst_view
+from caselle_ic.tabular.output import spreadsheet_frame
 
 #: The quarantined-records table shows at most this many rows (the rejects file has all).
 MAX_TABLE_ROWS = 500
@@ -41,8 +42,33 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: Markdown characters active anywhere in a line (emphasis, links, code spans, table cells,
+#: escapes); the ones active only at the start of a block are escaped there (_MD_LEADING).
+#: (an underscore inside a word, as in rows_in, cannot open emphasis: left as is)
+_MD_INLINE = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_MD_LEADING = re.compile(r"^(\s*)(>|(?:[#+\-=]+|\d+[.)])(?=\s|$))")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+
+
 def _md(value: Any) -> str:
-    return _cell(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """A value as inert markdown text: line breaks -> space, HTML characters as entities,
+    markdown punctuation backslash-escaped (a file name or a note cannot inject HTML, a
+    link, a heading or a table cell)."""
+    text = _BREAKS.sub(" ", _cell(value))
+    text = _MD_LEADING.sub(r"\1\\\2", _MD_INLINE.sub(r"\\\1", text))
+    return "".join(_HTML.get(ch, ch) for ch in text) if any(ch in text for ch in _HTML) else text
+
+
+def _code(value: Any) -> str:
+    """A value as a markdown code span that it cannot leave: the fence is one back-tick
+    longer than the longest run inside (CommonMark), padded when the value starts or ends
+    with one; inside a code span HTML is shown as text, never rendered."""
+    text = _BREAKS.sub(" ", _cell(value))
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip(" ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"  # (only in list items: a pipe cannot end a cell)
 
 
 def table_rows(frame: pd.DataFrame, limit: int = MAX_TABLE_ROWS) -> list[dict[str, str]]:
@@ -50,7 +76,8 @@ def table_rows(frame: pd.DataFrame, limit: int = MAX_TABLE_ROWS) -> list[dict[st
     view = analyst_view(frame)
     if view is None or view.empty:
         return []
-    view = view.head(limit)
+    # shown in the UI and downloadable: formulas guarded as in every CSV analysts open
+    view = spreadsheet_frame(view.head(limit))
     return [
         {str(c): _cell(v) for c, v in zip(view.columns, row, strict=True)}
         for row in view.itertuples(index=False)
@@ -66,23 +93,24 @@ def failure_reason(result: RunResult) -> str:
 
 
 def summary_markdown(result: RunResult) -> str:
-    lines = [f"# {result.kind}: {_md(result.biller)}" + (f" ({result.period})" if result.period else ""), ""]
+    period = f" ({_md(result.period)})" if result.period else ""
+    lines = [f"# {_md(result.kind)}: {_md(result.biller)}{period}", ""]
     if result.exit_status >= 2:  # red means red: the first thing an analyst reads is why
         lines += [f"**Run failed** (exit status {result.exit_status}): {_md(failure_reason(result))}", ""]
     lines.append("**Inputs**")
-    lines += [f"- `{_md(p)}`" for p in result.inputs] or ["- (none)"]
+    lines += [f"- {_code(p)}" for p in result.inputs] or ["- (none)"]
     lines += ["", "| count | value |", "| --- | ---: |"]
     lines += [f"| {_md(k)} | {_md(v)} |" for k, v in result.counts.items()]
     if result.totals:
         lines += ["", "| total | amount |", "| --- | ---: |"]
         lines += [f"| {_md(k)} | {_md(v)} |" for k, v in result.totals.items()]
     lines += ["", "**Outputs**"]
-    lines += [f"- `{_md(p)}`" for p in result.outputs] or ["- nothing was written"]
+    lines += [f"- {_code(p)}" for p in result.outputs] or ["- nothing was written"]
     if result.n_quarantined:
         lines += [
             "",
             f"**Quarantined**: {result.n_quarantined} record(s), with the reason for each, in "
-            f"`{_md(result.rejects_path)}`",
+            f"{_code(result.rejects_path)}",
         ]
     if result.notes:
         lines += ["", "**Notes**"] + [f"- {_md(n)}" for n in result.notes]

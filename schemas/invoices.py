@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from caselle_ic.errors import RecordSchemaError
 from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, RulesMismatch, failure_cases, frame_rules
+from caselle_ic.tabular.text import CONTROL_CLASS as _TEXT_CONTROL_CLASS
 from caselle_ic.tabular.values import arrow_strings, decimal_to_cents
 
 HERE = Path(__file__).resolve().parent
@@ -149,9 +150,8 @@ AMOUNT_RULE = "is not an amount (write 1234.50, 1,234.50, $1,234.50, -12.00 or (
 DATE_RULE = "is not a date (write MM/DD/YYYY, M/D/YYYY or YYYY-MM-DD)"
 REQUIRED_RULE = "required value is missing"
 QUANTITY_PATTERN = r"^(-?[0-9]+(\.[0-9]*)?|-?\.[0-9]+)?\Z"
-#: Control characters (C0, DEL, C1) and the Unicode line/paragraph separators, as a
-#: character-class body valid in both Python ``re`` and RE2 (the separators literally).
-CONTROL_CLASS = "\\x00-\\x1f\\x7f-\\x9f\u2028\u2029"
+#: The shared text rule's character class (tabular/text.py: one rule for every file).
+CONTROL_CLASS = _TEXT_CONTROL_CLASS
 _PY_CONTROL_CLASS = CONTROL_CLASS
 
 _FORMAT_PATTERNS = {

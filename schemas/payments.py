@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,8 @@ class ColumnSpec:
     kind: str
     values: tuple[str, ...]
     meaning: str
+    #: most characters the ledger column holds (SQLite and PostgreSQL alike); 0 = no limit
+    max_length: int = 0
 
 
 @functools.cache
@@ -80,6 +83,7 @@ def export_columns() -> tuple[ColumnSpec, ...]:
             kind=row["kind"].strip(),
             values=tuple(v.strip() for v in row["values"].split("|") if v.strip()),
             meaning=row["meaning"].strip(),
+            max_length=int((row.get("max_length") or "0").strip() or 0),
         )
         if spec.required not in REQUIRED_RULES or spec.kind not in KINDS:
             raise ValueError(f"{SPEC_FILE}: column {spec.name}: bad required/kind {row}")
@@ -169,6 +173,10 @@ def _blank_or_in(values: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return lambda s: s.fillna("").isin(allowed)
 
 
+def _at_most(limit: int) -> Callable[[pd.Series], pd.Series]:
+    return lambda s: s.fillna("").str.len() <= limit
+
+
 def _bad(n: str) -> str:
     return f"_{n}_bad"
 
@@ -249,7 +257,18 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
             f"{n}: must be greater than 0", lambda c: c.isna() | (c.fillna(1) > 0), name=f"{n}_positive"
         )
         helpers.append(ColumnRules(f"_{n}_cents", "Int64", nullable=True, rules=(positive,)))
+    if spec.max_length:  # a longer value would stop a PostgreSQL run (VARCHAR): quarantine its line
+        error = f"{n}: longer than {spec.max_length} characters"
+        checks.append(Rule(error, _at_most(spec.max_length), name=f"{n}_max_length"))
     return [ColumnRules(n, None, nullable=spec.required != "yes", rules=tuple(checks)), *helpers]
+
+
+def _required_for_reversals(n: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda d: ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n])
+
+
+def _required_for_payment_type(n: str, ptype: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda d: (d["transaction_type"] != "PAYMENT") | (d["payment_type_id"] != ptype) | _nonblank(d[n])
 
 
 def _conditional_checks() -> list[Rule]:
@@ -260,7 +279,7 @@ def _conditional_checks() -> list[Rule]:
             checks.append(
                 Rule(
                     f"{n}: required for REFUND and ACH_REJECT",
-                    lambda d, n=n: ~d["transaction_type"].isin(list(REVERSALS)) | _nonblank(d[n]),
+                    _required_for_reversals(n),
                     name=f"{n}_required_reversal",
                 )
             )
@@ -270,11 +289,7 @@ def _conditional_checks() -> list[Rule]:
             checks.append(
                 Rule(
                     f"{n}: required for {what} (payment_type_id {ptype})",
-                    lambda d, n=n, ptype=ptype: (
-                        (d["transaction_type"] != "PAYMENT")
-                        | (d["payment_type_id"] != ptype)
-                        | _nonblank(d[n])
-                    ),
+                    _required_for_payment_type(n, ptype),
                     name=f"{n}_required_{spec.required}",
                 )
             )

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from caselle_ic.config.tuning import PerformanceSection, PostingSection, with_env_overrides
-from caselle_ic.errors import ConfigError
+from caselle_ic.errors import ConfigError, file_problem
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +146,36 @@ class BillerSection(_Strict):
         return v
 
 
+def _ascii_compatible(v: str) -> str:
+    """Refuse an encoding whose CSV punctuation is not plain ASCII bytes (UTF-16/32...):
+    the readers and writers find commas, pipes, quotes and line breaks by byte. An
+    unknown name is left to the reader, which names it."""
+    try:
+        codecs.lookup(v)
+    except LookupError:
+        return v
+    probe = '\r\n,|"azAZ09'
+    try:
+        same = probe.encode("ascii").decode(v) == probe  # decode: a BOM codec (utf-8-sig) passes
+    except (UnicodeError, LookupError):
+        same = False
+    if not same:
+        raise ValueError(
+            f"{v!r} is not supported: use an encoding that keeps ASCII as is "
+            "(utf-8, cp1252, latin-1...); UTF-16/UTF-32 exports must be converted first"
+        )
+    return v
+
+
 class InvoiceFileSection(_Strict):
     message_field_length: int = Field(default=255, ge=1, le=4000)
     line_ending: Literal["CRLF", "LF"] = "CRLF"
     encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        return _ascii_compatible(v)
 
     @property
     def newline(self) -> str:
@@ -158,6 +185,11 @@ class InvoiceFileSection(_Strict):
 class ExtractSection(_Strict):
     encoding: str = "utf-8"
     columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        return _ascii_compatible(v)
 
 
 class LockboxSection(_Strict):
@@ -170,6 +202,13 @@ class PathsSection(_Strict):
     archive: str = "data/archive"
     error: str = "data/error"
     state: str = "data/state"
+
+    @field_validator("inbox", "outbox", "archive", "error", "state")
+    @classmethod
+    def _no_nul(cls, v: str) -> str:
+        if "\x00" in v:
+            raise ValueError("holds a NUL character; no path can")
+        return v
 
 
 _CRON = re.compile(r"^\S+(\s+\S+){4}\Z")
@@ -419,6 +458,8 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConf
     applied here.
     """
     src = Path(path)
+    if (problem := file_problem(src)) is not None:  # a FIFO would block read_bytes
+        raise ConfigError(f"cannot read the configuration file: it {problem}", file=src)
     try:
         raw_bytes = src.read_bytes()
     except OSError as exc:
@@ -429,6 +470,8 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConf
         raise ConfigError("the configuration file is not UTF-8 text", file=src) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=src) from None
+    except RecursionError:  # tomllib recurses per nesting level
+        raise ConfigError("not valid TOML: arrays or tables nested too deeply", file=src) from None
     try:
         parsed = _File.model_validate(raw)
     except ValidationError as exc:
@@ -437,6 +480,7 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConf
     settings: dict[Setting, str] = {}
     secrets: dict[Setting, SecretStr] = {}
     unresolved: dict[Setting, str] = {}
+    raw_keys: dict[Setting, str] = {}
     for key, value in parsed.settings.items():
         try:
             sid = Setting(int(key))
@@ -447,6 +491,13 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConf
                 file=src,
                 setting=str(key),
             ) from None
+        if sid in raw_keys:  # "011" and "11 " are one setting: which one was meant?
+            raise ConfigError(
+                f"[settings] keys {raw_keys[sid]!r} and {key!r} both mean setting {int(sid)}; keep one",
+                file=src,
+                setting=sid.label,
+            )
+        raw_keys[sid] = key
         text = str(value).strip()
         if not resolve_secrets and is_reference(text):
             unresolved[sid] = f"{sid.label} was not resolved (configuration loaded without secrets)"

@@ -40,6 +40,7 @@ from graphql import build_schema as parse_sdl
 from graphql.language import OperationDefinitionNode
 
 from caselle_ic.emulator import hostile as hostile_mode
+from caselle_ic.emulator import http as http_rules
 from caselle_ic.emulator.admin import (
     RequestLog,
     parse_cached,
@@ -606,6 +607,15 @@ class EmulatorApp:
         if not self._authorized(scope):
             await self._unauthenticated(send, graphql=True)
             return
+        if scope.get("method") == "GET" and not http_rules.wants_html(scope):
+            converted = http_rules.get_as_post(scope)
+            if isinstance(converted[0], int):  # 405 for a mutation, 400
+                status, payload, extra = converted
+                await _respond(send, status, payload, headers=extra)
+                return
+            scope, body = converted  # type: ignore[assignment]
+        elif scope.get("method") == "POST":
+            body = http_rules.normalize_body(body)
         self.requests.record(body)
         flags: dict[str, bool] = {}
         drop = False
@@ -628,11 +638,13 @@ class EmulatorApp:
             )
             return
         if not drop:
+            hold, flush = http_rules.shaped(send, scope)  # GraphQL-over-HTTP shape (http.py)
             fast = None if flags else receipts_answer(self.schema, self.store, body)
             if fast is not None:  # aliased receipts queries: same answer, without graphql-core
-                await _respond(send, 200, fast)
-                return
-            await self.graphql(scope, _replay(body), send)
+                await _respond(hold, 200, fast)
+            else:
+                await self.graphql(scope, _replay(body), hold)
+            await flush()
             return
         # Run the request for real (it commits), then break the answer off half way.
         captured: list[Message] = []

@@ -85,7 +85,9 @@ def run_invoice_file(
     if table.num_rows == 0:
         raise InputError("the extract has a header but no rows; there is nothing to send", file=extract)
     checked = wrap(check_extract)(table, cfg)
+    del table  # the extract's text: what the records still need, they hold themselves
     build = wrap(build_records)(checked, cfg, clock)
+    del checked  # parsed lines and statements: released before the file is rendered
 
     result = RunResult(
         kind=kind,

@@ -32,16 +32,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from caselle_ic.errors import OutputError
-from caselle_ic.schemas.invoices import CONTROL_CLASS, FieldSpec, record_fields
+from caselle_ic.schemas.invoices import FieldSpec, record_fields
 from caselle_ic.tabular.output import atomic_output
+from caselle_ic.tabular.text import clean_text  # the one rule shared with the lockbox file
 from caselle_ic.tabular.values import arrow_strings, lstr
 
 FILE_PREFIX = "INVCLD_CSLSTMT101_"
 #: Statements per block written (bounds memory; large enough to amortise the calls).
 BLOCK = 100_000
-
-_CONTROL_RUN = f"[{CONTROL_CLASS}]+"
-_NEEDS_CLEANING = f"[{CONTROL_CLASS}]|^ | $"
 
 
 def invoice_file_name(now: datetime) -> str:
@@ -52,37 +50,6 @@ def invoice_file_name(now: datetime) -> str:
 def _chunked(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     out = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
     return out if out.type == pa.large_string() else out.cast(pa.large_string())
-
-
-def _needs_cleaning(arr: pa.ChunkedArray) -> bool:
-    """Whether any value has a control character or a surrounding space.
-
-    Cheap tests first: LIKE prefix/suffix for the spaces, then the smallest and largest
-    byte of the data buffers (SIMD min/max): all bytes in 0x20..0x7E is plain printable
-    ASCII. Only a buffer with other bytes (control characters, or any non-ASCII text,
-    which is where C1 controls and U+2028/2029 live) pays for the exact regex."""
-    if pc.any(pc.match_like(arr, " %")).as_py() or pc.any(pc.match_like(arr, "% ")).as_py():
-        return True
-    for chunk in arr.chunks:
-        data = chunk.buffers()[2] if len(chunk) else None
-        if data is None or not data.size:
-            continue
-        raw = np.frombuffer(data, dtype=np.uint8)
-        if raw.min() < 0x20 or raw.max() > 0x7E:
-            return bool(pc.any(pc.match_substring_regex(arr, _NEEDS_CLEANING)).as_py())
-    return False
-
-
-def clean_text(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
-    """Runs of control characters -> one space; surrounding spaces trimmed.
-
-    Returns the input unchanged (no copy) when no value needs it, which is the usual
-    case: a scan instead of two rewrites."""
-    arr = _chunked(values)
-    if len(arr) == 0 or not _needs_cleaning(arr):
-        return arr
-    spaced = pc.replace_substring_regex(arr, _CONTROL_RUN, " ")
-    return _chunked(pc.utf8_trim(spaced, " "))
 
 
 def _quoted_body(values: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -302,11 +302,28 @@ def scan_inbox(inbox: Path) -> tuple[list[Waiting], list[Path], list[Path]]:
         else:
             found.append(Waiting(path, kind, st.st_size, st.st_mtime))
 
+    root = inbox.resolve()
+
+    def outside(path: Path) -> bool:
+        """A symbolic link (to anywhere), or a path resolving outside the inbox, is never
+        read: its content would be echoed into the error note, stderr and the ledger.
+        Listed as unrecognised (name only) and left where it is."""
+        try:
+            escapes = path.is_symlink() or not path.resolve().is_relative_to(root)
+        except OSError:
+            escapes = True
+        if escapes:
+            log.warning("inbox: %s is a symbolic link or resolves outside the inbox; not read", path.name)
+            unknown.append(path)
+        return escapes
+
     for entry in sorted(inbox.iterdir()):
+        if outside(entry):
+            continue
         if entry.is_dir():
             if entry.name in KINDS:
                 for sub in sorted(entry.iterdir()):
-                    if sub.is_file():
+                    if not outside(sub) and sub.is_file():
                         consider(sub, entry.name)  # type: ignore[arg-type]
             continue
         if entry.is_file():

@@ -83,7 +83,6 @@ _KEYS = {
 S131 = f"setting {int(Setting.PAYMENT_CODES_JSON)}"
 
 
-
 @dataclass(frozen=True)
 class CodeEntry:
     """One validated entry of setting 131. ``number`` is 1-based, as ``codes explain`` shows."""
@@ -290,6 +289,15 @@ def parse_setting_131(text: str | None, file: str = "") -> tuple[tuple[CodeEntry
             (
                 f"{S131} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); every "
                 "payment uses the fallback codes of settings 64/65 until it is fixed",
+            ),
+        )
+    except RecursionError:  # json recurses per nesting level: invalid JSON here (SPEC §5)
+        return (
+            (),
+            "invalid",
+            (
+                f"{S131} is not valid JSON (nested too deeply); every payment uses the fallback "
+                "codes of settings 64/65 until it is fixed",
             ),
         )
     settings = None

@@ -46,6 +46,7 @@ from caselle_ic.config.model import BillerConfig, Setting
 from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.payments.codes import parse_fallback
 from caselle_ic.tabular.output import REASON, atomic_output
+from caselle_ic.tabular.text import CONTROL_CLASS, clean_text
 
 MAX_DISTRIBUTION_CODE = 9999
 MAX_PAYMENT_CODE = 99
@@ -204,11 +205,12 @@ def format_amounts(cents: pd.Series | np.ndarray) -> pa.Array:
 
 
 def clean_name(name: pd.Series) -> pa.Array:
-    """Control characters (line breaks, tabs) -> space, then cut to 30 characters."""
-    arr = _text(name)
-    if pc.any(pc.match_substring_regex(arr, r"[\x00-\x1f\x7f]")).as_py():
-        arr = pc.replace_substring_regex(arr, r"[\x00-\x1f\x7f]", " ")
-    return pc.utf8_slice_codeunits(arr, 0, NAME_CHARS)
+    """The invoice file's text rule (tabular/text.py: a run of control characters or
+    Unicode line breaks -> one space, trimmed), then cut to 30 characters (and the cut
+    value's trailing space dropped)."""
+    arr = clean_text(_text(name)).combine_chunks()
+    cut = pc.utf8_slice_codeunits(arr, 0, NAME_CHARS)
+    return pc.utf8_rtrim(cut, " ") if pc.any(pc.match_like(cut, "% ")).as_py() else cut
 
 
 def lockbox_lines(frame: pd.DataFrame) -> pa.Array:
@@ -246,7 +248,7 @@ def lockbox_problems(frame: pd.DataFrame) -> pd.Series:
     acct = _text(frame["account_number"])
     acct_len = pc.utf8_length(acct).to_numpy(zero_copy_only=False)
     acct_blank = pc.equal(pc.utf8_trim_whitespace(acct), "").to_numpy(zero_copy_only=False)
-    acct_ctrl = pc.match_substring_regex(acct, r"[\x00-\x1f\x7f]").to_numpy(zero_copy_only=False)
+    acct_ctrl = pc.match_substring_regex(acct, f"[{CONTROL_CLASS}]").to_numpy(zero_copy_only=False)
     dc_na, pc_na, cents_na = dc.isna().to_numpy(), pcode.isna().to_numpy(), cents.isna().to_numpy()
     dcv = dc.fillna(0).to_numpy(dtype=np.int64)
     pcv = pcode.fillna(0).to_numpy(dtype=np.int64)

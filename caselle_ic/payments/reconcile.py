@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from caselle_ic.payments.export import PaymentExport
-from caselle_ic.tabular.output import atomic_output
+from caselle_ic.tabular.output import atomic_output, spreadsheet_frame
 from caselle_ic.tabular.values import cents_to_str, parse_cents
 
 KEY = ("transaction_type", "posting_method", "distribution_code", "payment_code")
@@ -157,5 +157,6 @@ def write_reconciliation_csv(table: pd.DataFrame, out_dir: str | Path, stem: str
     """Write ``OUT/<stem>.reconciliation.csv`` atomically (amounts as exact decimals)."""
     path = Path(out_dir) / f"{stem}.reconciliation.csv"
     with atomic_output(path, "w", encoding="utf-8", newline="") as fh:
-        format_reconciliation(table).to_csv(fh, index=False, lineterminator="\r\n")
+        # Caselle's messages land here as reasons: guarded like every CSV analysts open.
+        spreadsheet_frame(format_reconciliation(table)).to_csv(fh, index=False, lineterminator="\r\n")
     return path

@@ -266,7 +266,7 @@ def ledger_url_for(cfg: BillerConfig, override: str | None = None) -> str:
     if override:
         try:
             sa.make_url(override)
-        except sa.exc.ArgumentError:
+        except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
             raise ConfigError(
                 "--ledger is not a database URL; use sqlite:////abs/path/ledger.db or "
                 "postgresql+psycopg://user@host/db"

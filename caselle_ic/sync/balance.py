@@ -17,7 +17,7 @@ import pandas as pd
 
 from caselle_ic.config.model import BillerConfig, load_config, resolve_now
 from caselle_ic.connect.client import CaselleClient
-from caselle_ic.errors import InputError, UsageError
+from caselle_ic.errors import InputError, UsageError, file_problem
 from caselle_ic.result import RunResult
 from caselle_ic.tabular.csvin import LINE, normalize_header, read_text_csv
 from caselle_ic.tabular.output import REASON, atomic_output, write_rejects
@@ -68,8 +68,8 @@ def read_accounts(path: str | Path) -> pd.DataFrame:
     lines and lines starting with ``#`` are skipped.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError("the accounts file does not exist", file=p)
+    if (problem := file_problem(p)) is not None:
+        raise InputError(f"the accounts file {problem}", file=p)
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

@@ -26,10 +26,47 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from caselle_ic.errors import InputError
+from caselle_ic.errors import InputError, file_problem
 from caselle_ic.tabular.values import empty_strings, string_series
 
 LINE = "_line"
+#: The longest value read (bytes): far beyond any real field, well below Arrow's 16 MiB
+#: block, so a runaway field is named as one instead of "not valid CSV".
+MAX_FIELD_BYTES = 1 << 20
+_TOO_LONG = (
+    f"a field is too long (more than {MAX_FIELD_BYTES // (1 << 20)} MiB); look for an unbalanced double quote"
+)
+# the csv module explains failures: same limit as ours (its default is 128 KiB)
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
+
+
+def _csv_error(exc: csv.Error, default: str) -> str:
+    return _TOO_LONG if "field larger than field limit" in str(exc) else default
+
+
+def _scan_values(table: pa.Table, lines: np.ndarray, path: Path) -> None:
+    """Refuse a NUL byte or a too-long field anywhere in the file (not only in the first
+    64 KiB): a NUL in an accountName must never reach Caselle. libc memchr over each
+    column's data buffer; a value's line and column are looked up only on a hit."""
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        for chunk in column.chunks:
+            data = chunk.buffers()[2] if len(chunk) else None
+            if data is None or data.size == 0:
+                continue
+            nul = _MEMCHR(data.address, 0, data.size) if _MEMCHR is not None else None
+            if nul or (_MEMCHR is None and b"\x00" in data.to_pybytes()):
+                hit = pc.index(pc.match_substring(column, "\x00"), True).as_py()
+                if hit >= 0:
+                    raise InputError(
+                        "holds a NUL byte (binary data, not CSV text); fix the export",
+                        file=path,
+                        line=int(lines[hit]) if hit < len(lines) else None,
+                        column=name,
+                    )
+            if data.size > MAX_FIELD_BYTES:
+                hit = pc.index(pc.greater(pc.binary_length(column), MAX_FIELD_BYTES), True).as_py()
+                if hit >= 0:
+                    raise InputError(_TOO_LONG, file=path, line=int(lines[hit]), column=name)
 
 
 def _decode_check(path: Path, encoding: str) -> int:
@@ -163,7 +200,7 @@ def _explain_parse_failure(path: Path, encoding: str, width: int) -> InputError:
                     )
                 line_of_record = reader.line_num + 1
         except csv.Error as exc:
-            return InputError(f"is not valid CSV ({exc})", file=path, line=reader.line_num)
+            return InputError(_csv_error(exc, f"is not valid CSV ({exc})"), file=path, line=reader.line_num)
     return InputError("is not a readable CSV file", file=path)
 
 
@@ -190,7 +227,9 @@ def _record_lines(path: Path, encoding: str, table: pa.Table, no_blank_lines: bo
                 start = reader.line_num + 1
         except csv.Error as exc:
             raise InputError(
-                f"is not valid CSV from this line on ({exc}); look for an unbalanced double quote",
+                _csv_error(
+                    exc, f"is not valid CSV from this line on ({exc}); look for an unbalanced double quote"
+                ),
                 file=path,
                 line=start,
             ) from None
@@ -313,8 +352,8 @@ def read_text_table(
 ) -> TextTable:
     """Like :func:`read_text_csv`, returning the Arrow table and line numbers."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"the {what} file does not exist", file=p)
+    if (problem := file_problem(p)) is not None:
+        raise InputError(f"the {what} file {problem}", file=p)
     try:
         codecs.lookup(encoding)
     except LookupError:
@@ -425,5 +464,6 @@ def read_text_table(
         if canon not in cols:
             cols[canon] = pa.chunked_array([empty_strings(n).cast(pa.string())])
     lines = _record_lines(p, encoding, table, no_blank_lines)
+    _scan_values(table, lines, p)
     out = pa.table([cols[c] for c in keep], names=keep)
     return TextTable(path=p, table=out, lines=lines, present=present)

@@ -61,6 +61,16 @@ def write_bytes_atomic(final: str | Path, data: bytes) -> Path:
     return Path(final)
 
 
+def spreadsheet_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text column through :func:`spreadsheet_safe`: for any CSV an
+    analyst opens (rejects, reconciliation, balances). Numbers are left as they are."""
+    out = frame.copy()
+    for c in out.columns:
+        if pd.api.types.is_string_dtype(out[c].dtype) or out[c].dtype == object:
+            out[c] = spreadsheet_safe(out[c].astype("string"))
+    return out
+
+
 def write_rejects(rejects: pd.DataFrame, out_dir: str | Path, stem: str) -> Path | None:
     """Write quarantined rows to ``OUT/rejects/<stem>.rejects.csv``.
 

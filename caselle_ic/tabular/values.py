@@ -375,18 +375,23 @@ def mask_account_value(value: str | None) -> str:
     return f"****{v[-4:]}" if v else ""
 
 
-_PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\Z"  # [0-9], not \d: stays in Arrow's RE2
+_PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"  # [0-9], not \d: stays in Arrow's RE2
+#: OWASP's CSV-injection triggers: = + - @, and tab, CR, LF (a spreadsheet may drop a
+#: leading tab or line break and then run the formula behind it).
+_FORMULA_START = "^[=+\\-@\t\r\n]"
 
 
 def spreadsheet_safe(s: pd.Series) -> pd.Series:
-    """Neutralise CSV injection: a value starting with = + - @ that is not a plain
-    number gets a leading apostrophe (SPEC §10)."""
+    """Neutralise CSV injection: a value starting with = + - @, tab, CR or LF that is not a
+    plain number gets a leading apostrophe (SPEC §10, OWASP). Arrow RE2 over the column."""
     s = s.astype("string")
-    starts = s.str.match(r"^[=+\-@]", na=False)
-    if not starts.any():
+    arr = arrow_strings(s.fillna(""))
+    starts = pc.match_substring_regex(arr, _FORMULA_START)
+    if not pc.any(starts).as_py():
         return s
-    risky = starts & ~s.str.match(_PLAIN_NUMBER, na=False)
-    return s.where(~risky, "'" + s)
+    risky = pc.and_(starts, pc.invert(pc.match_substring_regex(arr, _PLAIN_NUMBER)))
+    mask = pd.Series(risky.to_numpy(zero_copy_only=False), index=s.index)
+    return s.where(~mask, "'" + s)
 
 
 __all__ = [

@@ -51,6 +51,7 @@ def test_the_registry_is_what_the_inbox_and_the_deployments_read(tmp_path: Path)
         "paperless-inbox/test-town",
         "adjustments-file/test-town",
         "balance-refresh/test-town",
+        "daily-audit/test-town",
     ]
 
 

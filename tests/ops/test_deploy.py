@@ -149,7 +149,8 @@ def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: P
     cfg = load_config(biller_toml)
     cfg.paths.inbox.mkdir(parents=True)
     (cfg.paths.inbox / "readme.txt").write_text("not an input")  # listed as unrecognised
-    specs = [s for s in plan([biller_toml]) if s.entrypoint.startswith("flows/ops.py:") and s.name == SLUG]
+    inbox = "caselle_ic.flows.ops."  # module entrypoints of the inbox flows
+    specs = [s for s in plan([biller_toml]) if s.entrypoint.startswith(inbox) and s.name == SLUG]
     ids = {f"{d.flow_name}/{d.name}": d.apply() for d in runner_deployments(specs)}
     assert set(ids) == {f"{k}-inbox/{SLUG}" for k in ("invoice", "adjustments", "payments", "paperless")}
 
