@@ -25,9 +25,8 @@ from caselle_ic.audit.pipeline import AuditResult, default_audit_day, parse_day,
 from caselle_ic.audit.report import analyst_frame
 from caselle_ic.config.model import load_config, resolve_now
 from caselle_ic.flows._common import as_task, finish
-
-EVENT = "caselle-ic.audit.discrepancies"
-RESOURCE_PREFIX = "caselle-ic.biller."
+from caselle_ic.flows.unattended import EVENT_AUDIT as EVENT
+from caselle_ic.flows.unattended import biller_resource, run_timeout
 
 
 def _run_name() -> str:
@@ -47,12 +46,7 @@ def discrepancy_event(cfg: Any, result: AuditResult, run_id: str | None) -> dict
     found = {k: n for k, n in result.by_kind.items() if n}
     return {
         "event": EVENT,
-        "resource": {
-            "prefect.resource.id": f"{RESOURCE_PREFIX}{cfg.slug}",
-            "prefect.resource.name": cfg.name,
-            "caselle-ic.biller": cfg.slug,
-            "caselle-ic.kind": "audit",
-        },
+        "resource": biller_resource(cfg.slug, cfg.name, "audit"),
         "payload": {
             "date": result.day,
             "run_id": run_id,
@@ -80,7 +74,8 @@ def daily_audit(
     cfg = load_config(config)
     day = parse_day(date) if date else default_audit_day(resolve_now(None, cfg.tz))
     out = Path(out_dir) if out_dir else Path(cfg.paths.outbox) / "audit"
-    result = run_audit(cfg, day, out, ledger_url=ledger_url, exports=exports, step=as_task)
+    with run_timeout(cfg, "daily-audit"):
+        result = run_audit(cfg, day, out, ledger_url=ledger_url, exports=exports, step=as_task)
     finish(
         result,
         tables={

@@ -41,6 +41,8 @@ class AuditResult(RunResult):
 
     @property
     def exit_status(self) -> int:
+        if self.error:
+            return 2
         return 1 if self.discrepancies else 0
 
     def summary_lines(self) -> list[str]:
@@ -60,16 +62,10 @@ class AuditResult(RunResult):
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
-            "biller": self.biller,
+            **super().to_json(),
             "date": self.day,
-            "exit_status": self.exit_status,
             "discrepancies": len(self.discrepancies),
             "by_kind": self.by_kind,
-            "counts": self.counts,
-            "totals": self.totals,
-            "outputs": [str(p) for p in self.outputs],
-            "notes": self.notes,
         }
 
 

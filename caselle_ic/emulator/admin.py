@@ -105,15 +105,20 @@ def describe(body: bytes) -> tuple[str, list[str]]:
     """(``query`` / ``mutation`` / ``unparsed``, the distinct root fields) of a request."""
     try:
         data = json.loads(body)
-        document = parse_cached(data["query"])
+        operation, fields = _describe_text(data["query"], data.get("operationName"))
     except Exception:
         return "unparsed", []
-    name = data.get("operationName")
+    return operation, list(fields)
+
+
+@lru_cache(maxsize=512)
+def _describe_text(query: str, name: str | None) -> tuple[str, tuple[str, ...]]:
+    document = parse_cached(query)
     for d in document.definitions:
         if isinstance(d, OperationDefinitionNode) and (name is None or (d.name and d.name.value == name)):
             fields = sorted({s.name.value for s in d.selection_set.selections if isinstance(s, FieldNode)})
-            return d.operation.value, fields
-    return "unparsed", []
+            return d.operation.value, tuple(fields)
+    return "unparsed", ()
 
 
 # -- receipt operations ------------------------------------------------------------------------

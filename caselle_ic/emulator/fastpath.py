@@ -5,9 +5,10 @@ graphql-core executes ~50 µs per field, so a 50-alias receipts query costs the 
 ~30 ms of CPU; an audit of 100,000 payments is 2,000 of them, and the single emulator
 process, not the client, would set the pace. A document of exactly that shape (one query
 operation, every root field ``receipts`` with a ``String!`` variable, every sub-field a
-plain scalar of ``Receipt``; validated against the schema like any other) is answered here
+plain scalar of ``Receipt``, directly or through one fragment on ``Receipt``; validated
+against the schema like any other) is answered here
 with the same JSON ariadne would give (``tests/audit/test_emulator_admin.py`` compares
-both). Anything else — mutations, fragments, directives, ``__typename``, a missing or
+both). Anything else — mutations, other fragments, directives, ``__typename``, a missing or
 non-string variable, an error — goes through ariadne as before. Auth and faults are applied
 before either path.
 """
@@ -21,7 +22,14 @@ from functools import lru_cache
 from typing import Any
 
 from graphql import GraphQLSchema, specified_rules
-from graphql.language import FieldNode, OperationDefinitionNode, OperationType, VariableNode
+from graphql.language import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+)
 
 from caselle_ic.emulator.admin import parse_cached, query_validator
 from caselle_ic.emulator.store import Store
@@ -49,9 +57,11 @@ def _plan(query: str, operation_name: str | None) -> Plan | None:
         document = parse_cached(query)
     except Exception:
         return None
-    if len(document.definitions) != 1:
+    ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    if len(ops) != 1 or len(ops) + len(fragments) != len(document.definitions):
         return None
-    op = document.definitions[0]
+    op = ops[0]
     if (
         not isinstance(op, OperationDefinitionNode)
         or op.operation != OperationType.QUERY
@@ -68,23 +78,43 @@ def _plan(query: str, operation_name: str | None) -> Plan | None:
             return None
         if not isinstance(args[0].value, VariableNode) or sel.selection_set is None:
             return None
-        fields: list[str] = []
-        for sub in sel.selection_set.selections:
-            if (
-                not isinstance(sub, FieldNode)
-                or sub.alias is not None
-                or sub.arguments
-                or sub.directives
-                or sub.selection_set is not None
-                or sub.name.value not in FIELDS
-            ):
-                return None
-            fields.append(sub.name.value)
+        fields = _scalars(sel.selection_set.selections, fragments, nested=False)
+        if fields is None:
+            return None
         key = sel.alias.value if sel.alias else sel.name.value
         plan.append((key, args[0].value.name.value, tuple(fields)))
     if len({k for k, _, _ in plan}) != len(plan):
         return None
     return tuple(plan)
+
+
+def _scalars(
+    selections: Any, fragments: dict[str, FragmentDefinitionNode], *, nested: bool
+) -> list[str] | None:
+    """The plain scalar fields selected, in order (one level of ``...Fragment on Receipt``
+    allowed), or None when anything else is selected."""
+    fields: list[str] = []
+    for sub in selections:
+        if isinstance(sub, FragmentSpreadNode) and not nested and not sub.directives:
+            frag = fragments.get(sub.name.value)
+            if frag is None or frag.directives or frag.type_condition.name.value != "Receipt":
+                return None
+            inner = _scalars(frag.selection_set.selections, fragments, nested=True)
+            if inner is None:
+                return None
+            fields += inner
+        elif (
+            isinstance(sub, FieldNode)
+            and sub.alias is None
+            and not sub.arguments
+            and not sub.directives
+            and sub.selection_set is None
+            and sub.name.value in FIELDS
+        ):
+            fields.append(sub.name.value)
+        else:
+            return None
+    return list(dict.fromkeys(fields))  # a field selected twice answers once, where first selected
 
 
 def receipts_answer(schema: GraphQLSchema, store: Store, body: bytes) -> bytes | None:

@@ -16,7 +16,10 @@ What it does, in order:
 4. Drops the samples into ``<workdir>/inbox`` and runs the inbox pickups — invoices,
    adjustments (when a sample exists), payments, paperless — exactly as the scheduled
    deployments do (as Prefect flows when Prefect is on), then a balance refresh.
-5. Checks the results a newcomer should see: an IC invoice file and a lockbox file in the
+5. Voids one posted receipt by hand in the emulator (what a clerk does in Caselle) and runs
+   the daily audit of its day (``daily-audit``), which must find it as
+   ``voided_without_reversal`` (``outbox/audit/audit-<day>.csv``).
+6. Checks the results a newcomer should see: an IC invoice file and a lockbox file in the
    outbox, receipts and paper-statement updates in the emulator, a balances CSV; prints
    where each output is and the UI address.
 
@@ -201,6 +204,7 @@ def run_demo(workdir: str | Path | None = None, prefect: bool = True) -> int:
                     step.ok, step.lines = False, [f"failed: {exc}"]
                 steps.append(step)
             steps.append(_balance_step(cfg_path, wd, cfg.paths.outbox, prefect))
+            steps.append(_audit_step(cfg_path, emu, cfg.paths.outbox, prefect))
         outbox = cfg.paths.outbox
         checks = Step("checks")
         _expect(checks, any(outbox.glob("INVCLD_CSLSTMT101_*.txt")), "the IC invoice file in the outbox")
@@ -228,6 +232,40 @@ def run_demo(workdir: str | Path | None = None, prefect: bool = True) -> int:
     ok = all(s.ok for s in steps)
     print(f"demo {'OK' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s", file=out)
     return 0 if ok else 1
+
+
+def _audit_step(cfg_path: Path, emu: Any, outbox: Path, prefect: bool) -> Step:
+    """A clerk voids one receipt by hand in Caselle; the audit of that day must find it."""
+    step = Step("audit")
+    live = [r for r in emu.receipts() if not r["voided"]]
+    if not live:
+        step.ok, step.lines = False, ["no receipt to void: the payments step posted nothing"]
+        return step
+    victim = live[0]
+    emu.receipt_op("void", victim["receipt_number"])
+    day = str(victim["receipt_date"])
+    step.lines.append(f"voided receipt {victim['receipt_number']} of {day} by hand in the emulator")
+    try:
+        if prefect:
+            from caselle_ic.flows.audit import daily_audit
+
+            result = daily_audit(config=str(cfg_path), date=day, out_dir=str(outbox / "audit"))
+        else:
+            from caselle_ic.audit.pipeline import run_audit
+
+            result = run_audit(cfg_path, day, outbox / "audit")
+    except CaselleICError as exc:
+        step.ok, step.lines = False, [f"failed: {exc}"]
+        return step
+    step.lines.append(result.summary_lines()[0])
+    step.lines += [f"wrote {p}" for p in result.outputs]
+    found = [d for d in result.discrepancies if d.kind == "voided_without_reversal"]
+    _expect(
+        step,
+        [d.receipt_number for d in found] == [str(victim["receipt_number"])],
+        "the audit finding the hand-voided receipt (voided_without_reversal)",
+    )
+    return step
 
 
 def _balance_step(cfg_path: Path, wd: Path, outbox: Path, prefect: bool) -> Step:

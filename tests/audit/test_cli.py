@@ -45,8 +45,9 @@ def test_exit_codes_and_json(posted_day: Day):
     assert r.returncode == 1, r.stderr
     summary = json.loads(r.stdout)
     assert summary["by_kind"]["voided_without_reversal"] == 1 and summary["totals"]["caselle"] == "192.88"
-    assert "1 discrepancy (voided_without_reversal 1)" in r.stderr
     assert str(posted_day.audit_dir / f"audit-{DAY}.csv") in summary["outputs"]
+    r = audit_cli(posted_day.cfg, posted_day.audit_dir, posted_day.ledger, "--export", str(posted_day.export))
+    assert r.returncode == 1 and "1 discrepancy (voided_without_reversal 1)" in r.stderr, r.stderr
 
 
 def test_the_archive_is_the_default_export_side(posted_day: Day):

@@ -97,6 +97,9 @@ def test_demo_end_to_end_through_a_real_prefect_server(
         for prefix in ("invoice-inbox/", "payments-inbox/", "paperless-inbox/"):
             (run,) = [r for n, r in runs.items() if n.startswith(prefix)]
             assert run.state.is_completed(), (run.name, run.state)
+        (audit,) = [r for n, r in runs.items() if n.startswith("daily-audit/")]
+        assert audit.state.is_completed() and "[ok] audit" in out  # it found the demo's hand-void
+        assert "voided_without_reversal 1" in out
         for parent, kids in extra["children"].items():
             assert kids, f"{parent} ran no pipeline subflow"
             assert all(k.state.is_completed() for k in kids), [(k.name, k.state) for k in kids]
