@@ -154,7 +154,7 @@ def test_payments_broken_after_caselle_answered_then_the_next_run_finishes_exact
         slow = {"CASELLE_IC_POST_BATCH": "10", "CASELLE_IC_POST_WORKERS": "1", "CASELLE_IC_SETTLE_GRACE": "1"}
         r = run_cli(*args, env={**slow, FAILPOINT: "raise:post.sent:2"})
         _check(r, "payments", "post-payments", cfg.parent / "state" / "logs")
-        assert "(payments/posting.py:" in r.stderr and " in _post_batch)" in r.stderr
+        assert "(payments/posting/datapump.py:" in r.stderr and " in _post_batch)" in r.stderr
         assert len(emu.receipts()) == 20  # two batches reached Caselle; the second's answer was lost
         with open_ledger(ledger) as led, led.begin() as conn:
             states = dict(

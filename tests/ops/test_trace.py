@@ -211,7 +211,7 @@ def test_trace_on_postgresql(
     """The same history on a PostgreSQL ledger: recorded by the payment book, read by trace."""
     from caselle_ic.config.model import load_config
     from caselle_ic.store.ledger import biller_key, open_ledger
-    from caselle_ic.store.payments import PaymentBook
+    from caselle_ic.store.payments import PaymentBook, PaymentState, RowUpdate
     from tests.posting.conftest import drop_schema, pg_schema_url
     from tests.posting.test_payment_ledger import frame
 
@@ -224,8 +224,10 @@ def test_trace_on_postgresql(
             book = PaymentBook(led, biller_key(load_config(biller_toml)), run_id)
             book.intake(frame(2), "pay.csv")
             (row, _) = book.claim_posts(5)
-            book.apply([{"guid": row["payment_guid"], "state": "rejected", "claim_owner": None,
-                         "reason": "Caselle refused: no customer 001001 (code=NOT_FOUND)"}])  # fmt: skip
+            refused = "Caselle refused: no customer 001001 (code=NOT_FOUND)"
+            book.apply(
+                [RowUpdate(row["payment_guid"], PaymentState.REJECTED, reason=refused, claim_owner=None)]
+            )
             led.finish_run(run_id, "quarantined")
         status = cli.main(["trace", row["payment_guid"], "--config", str(biller_toml), "--ledger", url])
         out, err = capsys.readouterr()
