@@ -40,7 +40,9 @@ from caselle_ic.ops.prefect_server import ensure_server, stop_server
 from .conftest import SAMPLES
 from .test_prefect_server import free_port
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+# one server, one `serve` and one receiver for the module, and the last test reads what the
+# others sent: the module runs on one xdist worker
+pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.xdist_group("alerts")]
 
 BLOCK = "caselle-test-hook"
 TZ = ZoneInfo("America/Denver")
