@@ -46,6 +46,13 @@ VARS: tuple[EnvVar, ...] = (
         "Receipts per Data Pump request, as one aliased document (default 50).",
     ),
     EnvVar(
+        "CASELLE_IC_RETRY_WINDOW",
+        "[connect].retry_window_seconds",
+        "float",
+        "Seconds a Caselle Connect request answered with a 5xx is asked again, with backoff, "
+        "before the endpoint is given up on (default 30).",
+    ),
+    EnvVar(
         "CASELLE_IC_THREADS",
         "[performance].threads",
         "int",

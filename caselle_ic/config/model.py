@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from caselle_ic.config.tuning import PerformanceSection, PostingSection, with_env_overrides
+from caselle_ic.config.tuning import ConnectSection, PerformanceSection, PostingSection, with_env_overrides
 from caselle_ic.errors import ConfigError, file_problem
 
 log = logging.getLogger(__name__)
@@ -291,6 +291,7 @@ class _File(_Strict):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     posting: PostingSection = Field(default_factory=PostingSection)
+    connect: ConnectSection = Field(default_factory=ConnectSection)
     performance: PerformanceSection = Field(default_factory=PerformanceSection)
 
 
@@ -336,6 +337,7 @@ class BillerConfig:
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     alerts: AlertsSection = field(default_factory=AlertsSection)
     posting: PostingSection = field(default_factory=PostingSection)
+    connect: ConnectSection = field(default_factory=ConnectSection)
     performance: PerformanceSection = field(default_factory=PerformanceSection)
 
     def __repr__(self) -> str:
@@ -454,7 +456,7 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConf
     Load it once per run and pass the result down (each load resolves the secrets, maybe
     over the Prefect API). ``resolve_secrets=False`` leaves every ``env:`` /
     ``prefect-secret:`` reference unresolved (for a run name, which needs no secret).
-    Environment overrides of ``[posting]`` / ``[performance]`` (caselle_ic/env.py) are
+    Environment overrides of ``[posting]`` / ``[connect]`` / ``[performance]`` (caselle_ic/env.py) are
     applied here.
     """
     src = Path(path)
@@ -551,6 +553,7 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> BillerConf
         schedule=parsed.schedule,
         alerts=parsed.alerts,
         posting=with_env_overrides(parsed.posting, "posting"),
+        connect=with_env_overrides(parsed.connect, "connect"),
         performance=with_env_overrides(parsed.performance, "performance"),
     )
 

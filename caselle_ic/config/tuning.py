@@ -1,4 +1,5 @@
-"""The biller file's tuning sections, ``[posting]`` and ``[performance]`` (docs/operations.md).
+"""The biller file's tuning sections, ``[posting]``, ``[connect]`` and ``[performance]``
+(docs/operations.md).
 
 Each setting may be overridden for the whole process by an environment variable listed in
 :mod:`caselle_ic.env`; :func:`with_env_overrides` applies them once, when the file is
@@ -31,6 +32,14 @@ class PostingSection(_Strict):
     settle_grace_seconds: float = Field(default=90.0, ge=0)
 
 
+class ConnectSection(_Strict):
+    """How every Caselle Connect client of a run rides out an endpoint that answers 5xx."""
+
+    #: a request the server answered with a 5xx (or a repeatable one whose answer was lost)
+    #: is asked again, with backoff, for this long before the run gives up on the endpoint
+    retry_window_seconds: float = Field(default=30.0, ge=0)
+
+
 class PerformanceSection(_Strict):
     """Local resources of a run."""
 
@@ -38,7 +47,7 @@ class PerformanceSection(_Strict):
     threads: int | None = Field(default=None, ge=1, le=64)
 
 
-S = TypeVar("S", PostingSection, PerformanceSection)
+S = TypeVar("S", PostingSection, ConnectSection, PerformanceSection)
 
 
 def _parse(var: env.EnvVar, raw: str, setting: str) -> int | float | str:
@@ -68,4 +77,4 @@ def with_env_overrides(section: S, name: str) -> S:
     return section.model_copy(update=changes) if changes else section
 
 
-__all__ = ["PerformanceSection", "PostingSection", "with_env_overrides"]
+__all__ = ["ConnectSection", "PerformanceSection", "PostingSection", "with_env_overrides"]

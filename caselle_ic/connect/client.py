@@ -163,6 +163,7 @@ class CaselleClient:
         ``ach_rejects`` (101, else 11), with the biller's auth (126/127 or basic)."""
         endpoint = cfg.endpoint(purpose)
         oauth_url = cfg.oauth_url
+        kwargs.setdefault("retry_window", cfg.connect.retry_window_seconds)
         return cls(
             endpoint, oauth_url=oauth_url, oauth_secret=cfg.oauth_secret if oauth_url else None, **kwargs
         )

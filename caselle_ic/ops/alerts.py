@@ -185,11 +185,20 @@ async def _notify_block_id(client: Any, cfg: BillerConfig) -> UUID:
     return UUID(str(notifiers[0].id))
 
 
-def _same(existing: Any, wanted: Any) -> bool:
+def _canonical(automation: Any) -> Any:
+    """The fields we manage, with the trigger's event sets sorted: they are sets, and a set of
+    strings dumps in an order that changes with each process's hash seed."""
     keys = ("description", "enabled", "tags", "trigger", "actions")
-    have = existing.model_dump(mode="json", include=set(keys))
-    want = wanted.model_dump(mode="json", include=set(keys))
-    return bool(have == want)
+    data = automation.model_dump(mode="json", include=set(keys))
+    trigger = data.get("trigger") or {}
+    for name in ("expect", "after"):
+        if isinstance(trigger.get(name), list):
+            trigger[name] = sorted(trigger[name])
+    return data
+
+
+def _same(existing: Any, wanted: Any) -> bool:
+    return bool(_canonical(existing) == _canonical(wanted))
 
 
 async def aensure_alerts(cfgs: list[BillerConfig]) -> AlertsReport:

@@ -200,7 +200,8 @@ def test_caselle_down_everywhere_fails_the_run_and_a_rerun_finishes_it(emu: Emul
         tmp_path / "log.csv", [(f"{n:06d}", "true", "2025-06-02T10:00:00") for n in (1001, 1002, 1003)]
     )
     emu.faults(fail_next=100)
-    r = run_cli("paperless", str(log), "--config", str(cfg_path))
+    # a 2 s retry window instead of 30: the run gives up the same way, sooner
+    r = run_cli("paperless", str(log), "--config", str(cfg_path), env={"CASELLE_IC_RETRY_WINDOW": "2"})
     assert r.returncode == 2 and "rerun" in r.stderr
     emu.reset_faults()
     r = run_cli("paperless", str(log), "--config", str(cfg_path))

@@ -143,9 +143,35 @@ def test_posting_and_performance_sections(tmp_path: Path, monkeypatch: pytest.Mo
     assert cfg.performance.threads == 3
 
 
+def test_the_connect_retry_window_reaches_every_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from caselle_ic.connect.client import CaselleClient
+
+    monkeypatch.delenv("CASELLE_IC_RETRY_WINDOW", raising=False)
+    for key in ("CASELLE_RTDR_KEY", "CASELLE_DP_PASSWORD", "CASELLE_CLIENT_SECRET"):
+        monkeypatch.setenv(key, "x")
+    assert load_config(write(tmp_path)).connect.retry_window_seconds == 30.0
+    sample = tmp_path / "sample.toml"
+    sample.write_text(
+        (SAMPLES / "biller.toml").read_text(encoding="utf-8") + "\n[connect]\nretry_window_seconds = 4.5\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(sample)
+    with CaselleClient.for_purpose(cfg, "payments") as client:
+        assert client.retry_window == 4.5
+    monkeypatch.setenv("CASELLE_IC_RETRY_WINDOW", "0.5")  # the environment overrides the file
+    cfg = load_config(sample)
+    with CaselleClient.for_purpose(cfg, "paperless") as client:
+        assert client.retry_window == 0.5
+    with CaselleClient.for_purpose(cfg, "paperless", retry_window=9) as client:
+        assert client.retry_window == 9  # a caller's explicit option wins (check --live)
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
+        ("[connect]\nretry_window_seconds = -1\n", "[connect.retry_window_seconds]"),
         ("[posting]\nworkers = 0\n", "[posting.workers]"),
         ("[posting]\nspeed = 1\n", "[posting.speed] unknown key"),
     ],

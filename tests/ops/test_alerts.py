@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,7 +43,12 @@ from .test_prefect_server import free_port
 
 # one server, one `serve` and one receiver for the module, and the last test reads what the
 # others sent: the module runs on one xdist worker
-pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.xdist_group("alerts")]
+pytestmark = [
+    pytest.mark.prefect,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("alerts"),
+    pytest.mark.timeout(600),  # waits on a real deadline and a real timeout on a busy machine
+]
 
 BLOCK = "caselle-test-hook"
 TZ = ZoneInfo("America/Denver")
@@ -117,6 +123,20 @@ def _biller(emu: EmulatorProcess, root: Path, name: str, extra: str, base_url: s
     return path
 
 
+@contextmanager
+def on_server(api_url: str) -> Iterator[None]:
+    """Prefect calls made in this process go to ``api_url``.
+
+    An environment variable is not enough: a worker that ran a ``prefect_harness`` test
+    before holds that server in Prefect's settings context, which outranks the environment.
+    Scoped to each use, so tests interleaved on this worker keep their own server.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        yield
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("alerts")
@@ -133,14 +153,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "PREFECT_HOME": str(root / "prefect-home"),
             "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         }
-        os.environ.update({k: env[k] for k in ("PREFECT_API_URL", *emu.env())})
+        os.environ.update(emu.env())
         from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
-        CustomWebhookNotificationBlock(
-            name="caselle-test",
-            url=f"http://127.0.0.1:{receiver.port}/hook",
-            json_data={"subject": "{{subject}}", "body": "{{body}}"},
-        ).save(BLOCK, overwrite=True)
+        with on_server(server.api_url):
+            CustomWebhookNotificationBlock(
+                name="caselle-test",
+                url=f"http://127.0.0.1:{receiver.port}/hook",
+                json_data={"subject": "{{subject}}", "body": "{{body}}"},
+            ).save(BLOCK, overwrite=True)
 
         # the deadline: the first whole minute at least 100 s from now (serve needs to be up)
         deadline = (datetime.now(TZ) + timedelta(seconds=160)).replace(second=0, microsecond=0)
@@ -182,7 +203,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         http.shutdown()
         emu.stop()
         stop_server(server)
-        os.environ.pop("PREFECT_API_URL", None)
 
 
 async def _client_call(api_url: str, fn: Any) -> Any:
@@ -300,7 +320,8 @@ def test_redeploying_creates_no_duplicates_and_remove_cleans_up(stack: Stack) ->
     from caselle_ic.ops.deploy import remove_billers
 
     cfgs = [load_config(p) for p in stack.configs.values()]
-    report = ensure_alerts(cfgs)  # serve already deployed them once
+    with on_server(stack.api_url):
+        report = ensure_alerts(cfgs)  # serve already deployed them once
     assert report.created == [] and report.updated == [] and len(report.unchanged) == 9
 
     async def ours(client: Any) -> list[str]:
@@ -313,7 +334,8 @@ def test_redeploying_creates_no_duplicates_and_remove_cleans_up(stack: Stack) ->
     assert stack.receiver.count("payments-inbox/down-town") == 1
     assert stack.receiver.count("input missing") == 1
 
-    lines = remove_billers([stack.configs["quiet-town"]])
+    with on_server(stack.api_url):
+        lines = remove_billers([stack.configs["quiet-town"]])
     assert "automations removed: caselle-ic/quiet-town/run-failed" in " ".join(lines)
     assert any("input-deadline/quiet-town" in line for line in lines)
     left = asyncio.run(_client_call(stack.api_url, ours))

@@ -37,6 +37,7 @@ def test_refund_and_ach_reject_each_through_their_endpoint(
 ):
     for k, v in emu.env().items():
         monkeypatch.setenv(k, v)
+    monkeypatch.setenv("CASELLE_IC_RETRY_WINDOW", "2")  # /dp is down: give up on it in 2 s, not 30
     cfg = emu.write_config(
         tmp_path / "biller" / "biller.toml",
         settings={
