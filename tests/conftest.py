@@ -8,10 +8,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,15 +136,54 @@ def write_seed_extract(path: Path, accounts: range = range(1001, 1051)) -> Path:
     return path
 
 
-@pytest.fixture
-def emulator(tmp_path_factory: pytest.TempPathFactory):
-    from caselle_ic.emulator.process import EmulatorProcess
+class EmulatorPool:
+    """One emulator process per seed content for the whole worker, reset before each test.
 
+    Starting a process costs ~1 s of CPU and ~200 tests use one; ``POST /_admin/reset``
+    gives each test a new database with the same seed, no faults and zeroed counters. A
+    test that stopped its emulator (or left it dead) gets a new process next time.
+    """
+
+    def __init__(self) -> None:
+        self._procs: dict[str, Any] = {}
+
+    def get(self, seed: Path) -> Any:
+        from caselle_ic.emulator.process import EmulatorProcess
+
+        key = hashlib.sha256(seed.read_bytes()).hexdigest()
+        emu = self._procs.get(key)
+        if emu is not None and emu.running:
+            emu.reset()
+            return emu
+        if emu is not None:
+            emu.__exit__(None, None, None)
+        # the pool outlives the test's tmp_path: keep the seed beside the process's files
+        emu = EmulatorProcess(seed=seed)
+        kept = emu._tmp / "seed.csv"
+        shutil.copyfile(seed, kept)
+        emu.seed = kept
+        emu.start()
+        self._procs[key] = emu
+        return emu
+
+    def close(self) -> None:
+        for emu in self._procs.values():
+            emu.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def emulator_pool() -> Iterator[EmulatorPool]:
+    pool = EmulatorPool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def emulator(emulator_pool: EmulatorPool, tmp_path_factory: pytest.TempPathFactory):
     seed = SAMPLES / "statements.csv"
     if not seed.is_file():
         seed = write_seed_extract(tmp_path_factory.mktemp("seed") / "statements.csv")
-    with EmulatorProcess(seed=seed) as emu:
-        yield emu
+    return emulator_pool.get(seed)
 
 
 @pytest.fixture

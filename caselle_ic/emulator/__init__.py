@@ -46,19 +46,21 @@ def create_app(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     store = Store(db)
+    customers: list[SeedCustomer] = []
     if seed is not None:
-        added = store.seed(read_seed_extract(seed))
+        customers = read_seed_extract(seed)
+        added = store.seed(customers)
         log.info("seeded %d new customer(s) from %s", added, seed)
-    elif store.customer_count() == 0 and DEFAULT_SEED.is_file():
-        added = store.seed(read_seed_extract(DEFAULT_SEED))
-        log.info("seeded %d customer(s) from %s", added, DEFAULT_SEED)
+    elif DEFAULT_SEED.is_file():
+        customers = read_seed_extract(DEFAULT_SEED)
+        if store.customer_count() == 0:
+            added = store.seed(customers)
+            log.info("seeded %d customer(s) from %s", added, DEFAULT_SEED)
     try:
-        app = EmulatorApp(store, secret, token_ttl=token_ttl, sdl=sdl)
+        app = EmulatorApp(store, secret, token_ttl=token_ttl, sdl=sdl, seed=customers, faults=faults)
     except (GraphQLError, ValueError) as exc:  # a variant file that is not a usable schema
         store.close()
         raise ConfigError(f"--schema-variant {schema_variant}: not a usable schema: {exc}") from None
-    if faults:
-        app.faults.update(faults)
     return app
 
 

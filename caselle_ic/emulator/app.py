@@ -9,6 +9,7 @@ Routes (every one needs credentials):
 * ``POST <any prefix>/oauth/token`` — client credentials (form fields ``client_id`` and
   ``client_secret``, or HTTP basic): ``{"access_token", "token_type": "Bearer", "expires_in"}``.
 * ``GET /_admin/state``, ``POST /_admin/faults``, ``POST /_admin/expire-tokens``,
+  ``POST /_admin/reset`` (a new database with the start's seed, faults and counters),
   ``GET /_admin/paper-updates``, ``GET /_admin/receipts``, ``POST /_admin/receipts/<op>``
   (hand edits: void, change, duplicate, delete), ``GET /_admin/requests`` — HTTP basic
   with the secret (see ``emulator/admin.py``).
@@ -49,7 +50,7 @@ from caselle_ic.emulator.admin import (
     receipt_operation,
 )
 from caselle_ic.emulator.fastpath import receipts_answer
-from caselle_ic.emulator.store import Store, StoreError
+from caselle_ic.emulator.store import SeedCustomer, Store, StoreError
 from caselle_ic.schemas import schema_sdl
 
 #: ``--schema-variant NAME``: serve a schema that differs from ``schemas/caselle_connect.graphql``
@@ -476,15 +477,43 @@ def _is_mutation(body: bytes) -> bool:
 class EmulatorApp:
     """The whole emulator as one ASGI callable."""
 
-    def __init__(self, store: Store, secret: str, *, token_ttl: int = 3600, sdl: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        secret: str,
+        *,
+        token_ttl: int = 3600,
+        sdl: str | None = None,
+        seed: list[SeedCustomer] | None = None,
+        faults: dict[str, Any] | None = None,
+    ):
         if not secret:
             raise ValueError("the emulator needs a secret")
         self.store = store
         self._secret = secret.encode()
-        self.faults = Faults(token_ttl=token_ttl)
-        self._tokens: dict[str, float] = {}  # token -> expiry (time.time())
-        self.requests = RequestLog()  # GET /_admin/requests: what was asked (audit: no mutation)
         self._lock = threading.Lock()
+        # what POST /_admin/reset returns to: the customers seeded and the faults started with
+        self._start = (token_ttl, list(seed or []), dict(faults or {}))
+        self._fresh_state()
+        self.schema = build_schema(sdl)
+        self.graphql = GraphQL(
+            self.schema,
+            context_value=self._context,
+            error_formatter=format_error,
+            debug=False,
+            introspection=True,
+            logger="caselle_ic.emulator.graphql",
+            query_parser=query_parser,
+            query_validator=query_validator,
+        )
+
+    def _fresh_state(self) -> None:
+        token_ttl, _, faults = self._start
+        self.faults = Faults(token_ttl=token_ttl)
+        self.faults.update(faults)
+        with self._lock:
+            self._tokens: dict[str, float] = {}  # token -> expiry (time.time())
+        self.requests = RequestLog()  # GET /_admin/requests: what was asked (audit: no mutation)
         self.counters: dict[str, int] = {
             "graphql_requests": 0,
             "mutation_requests": 0,
@@ -499,17 +528,12 @@ class EmulatorApp:
             "injected_internal": 0,
             "hostile_answers": 0,
         }
-        self.schema = build_schema(sdl)
-        self.graphql = GraphQL(
-            self.schema,
-            context_value=self._context,
-            error_formatter=format_error,
-            debug=False,
-            introspection=True,
-            logger="caselle_ic.emulator.graphql",
-            query_parser=query_parser,
-            query_validator=query_validator,
-        )
+
+    def reset(self) -> None:
+        """As if the process had just started on a new database: tests reuse one process
+        (starting one costs ~1 s of CPU) and reset it between tests."""
+        self.store.reset(self._start[1])
+        self._fresh_state()
 
     # -- auth --------------------------------------------------------------------------
     def _secret_ok(self, candidate: str) -> bool:
@@ -714,6 +738,9 @@ class EmulatorApp:
                 await _respond(send, 400, {"error": str(exc)})
                 return
             await _respond(send, 200, self.faults.as_dict())
+        elif path == "/_admin/reset" and method == "POST":
+            self.reset()
+            await _respond(send, 200, self.state())
         elif path == "/_admin/expire-tokens" and method == "POST":
             await _respond(send, 200, {"expired": self.expire_tokens()})
         elif path == "/_admin/paper-updates" and method == "GET":

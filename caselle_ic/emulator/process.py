@@ -222,6 +222,17 @@ class EmulatorProcess:
             raise EmulatorError(f"faults refused: {r.text}")
         return dict(r.json())
 
+    def reset(self) -> dict[str, Any]:
+        """Back to a new database with the seed, faults and counters of the start
+        (``POST /_admin/reset``); the process, port and secret stay."""
+        r = self._http.post(self.base_url + "/_admin/reset", timeout=30)
+        r.raise_for_status()
+        return dict(r.json())
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def reset_faults(self) -> dict[str, Any]:
         return self.faults(reset=True)
 

@@ -132,6 +132,18 @@ class Store:
             )
             return db.total_changes - before
 
+    def reset(self, customers: list[SeedCustomer]) -> None:
+        """Back to a new database seeded with ``customers``: no receipts, no paper updates,
+        receipt numbers from the first again (``POST /_admin/reset``)."""
+        with self.transaction() as db:
+            for table in ("receipts", "paper_updates", "customers"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("DELETE FROM sqlite_sequence WHERE name = 'paper_updates'")
+            db.execute(
+                "UPDATE sqlite_sequence SET seq = ? WHERE name = 'receipts'", (FIRST_RECEIPT_NUMBER - 1,)
+            )
+        self.seed(customers)
+
     # -- queries ---------------------------------------------------------------------
     def customer(
         self,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.emulator.process import EmulatorProcess
+from tests.conftest import EmulatorPool
 
 #: The seed extract of these tests: (account as written, name, customer_balance as written).
 SEED_ROWS = [
@@ -38,9 +38,8 @@ def seed_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def emu(seed_file: Path) -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(seed=seed_file) as e:
-        yield e
+def emu(emulator_pool: EmulatorPool, seed_file: Path) -> EmulatorProcess:
+    return emulator_pool.get(seed_file)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

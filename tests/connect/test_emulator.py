@@ -211,3 +211,21 @@ def test_emulator_refuses_to_start_without_a_secret(tmp_path):
     )
     assert r.returncode == 2
     assert "CASELLE_EMULATOR_SECRET" in r.stderr
+
+
+def test_reset_is_a_new_database_with_the_start_seed(cfg, emu: EmulatorProcess):
+    """The test fixtures reuse one process per seed and reset it between tests."""
+    fresh = emu.state()
+    with CaselleClient.for_purpose(cfg, "payments") as pay, CaselleClient.for_purpose(cfg, "rtdr") as rtdr:
+        first = pay.create_receipt(receipt("001001", "100.25", "guid-a"))
+        pay.void_receipt(first.receipt_number, date(2025, 6, 6))
+        pay.set_send_paper(1002, False)
+        emu.faults(fail_next=5, latency_ms=1, down_prefixes=["/x"])
+        assert emu.state() != fresh
+        after = emu.reset()
+        assert after == fresh == emu.state()  # counters, faults, receipts, tokens: as new
+        assert emu.receipts() == [] and emu.paper_updates() == []
+        assert rtdr.customer(1001).balance == Decimal("1234.50")  # the seed's balance again
+        again = pay.create_receipt(receipt("001001", "1.00", "guid-a"))
+        assert again.receipt_number == first.receipt_number  # numbering starts over
+        assert pay.receipts("guid-a") == [again]

@@ -150,7 +150,7 @@ def test_the_connect_retry_window_reaches_every_client(
 
     monkeypatch.delenv("CASELLE_IC_RETRY_WINDOW", raising=False)
     for key in ("CASELLE_RTDR_KEY", "CASELLE_DP_PASSWORD", "CASELLE_CLIENT_SECRET"):
-        monkeypatch.setenv(key, "x")
+        monkeypatch.setenv(key, f"{key.lower()}-r3try-w1ndow")  # redaction is process-wide: distinctive
     assert load_config(write(tmp_path)).connect.retry_window_seconds == 30.0
     sample = tmp_path / "sample.toml"
     sample.write_text(

@@ -152,6 +152,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "PREFECT_API_URL": server.api_url,
             "PREFECT_HOME": str(root / "prefect-home"),
             "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+            # the run after the hang settles what the hung one sent: 5 s of grace, not 90
+            "CASELLE_IC_SETTLE_GRACE": "5",
         }
         os.environ.update(emu.env())
         from prefect.blocks.notifications import CustomWebhookNotificationBlock

@@ -11,14 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from caselle_ic.emulator.process import EmulatorProcess
-from tests.conftest import write_seed_extract
+from tests.conftest import EmulatorPool, write_seed_extract
 
 
 @pytest.fixture
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+def emu(emulator_pool: EmulatorPool, tmp_path_factory: pytest.TempPathFactory) -> EmulatorProcess:
     seed = write_seed_extract(tmp_path_factory.mktemp("seed") / "statements.csv")
-    with EmulatorProcess(seed=seed) as e:
-        yield e
+    return emulator_pool.get(seed)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
