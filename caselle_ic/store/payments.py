@@ -98,11 +98,14 @@ class RowUpdate:
     def columns(self) -> dict[str, Any]:
         """The columns to write (str values: the StrEnum stores its plain text)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name != "guid" and not isinstance(value, Keep):
-                out[f.name] = str(value) if isinstance(value, PaymentState) else value
+        for name in _UPDATE_COLUMNS:  # called per receipt: no dataclasses.fields() here
+            value = getattr(self, name)
+            if not isinstance(value, Keep):
+                out[name] = str(value) if isinstance(value, PaymentState) else value
         return out
+
+
+_UPDATE_COLUMNS = tuple(f.name for f in fields(RowUpdate) if f.name != "guid")
 
 
 @dataclass(frozen=True)
@@ -615,9 +618,9 @@ class PaymentBook:
             return
         now = utc_text()
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for u in updates:
-            cols = u.columns()
-            groups.setdefault(tuple(sorted(cols)), []).append({"guid": u.guid, **cols})
+        rows = [{"guid": u.guid, **u.columns()} for u in updates]
+        for row in rows:
+            groups.setdefault(tuple(sorted(k for k in row if k != "guid")), []).append(row)
         with self.ledger.begin() as conn:
             for keys, items in groups.items():
                 stmt = (
@@ -649,7 +652,7 @@ class PaymentBook:
                 conn,
                 self.biller,
                 self.run_id,
-                (history.from_update({"guid": u.guid, **u.columns()}) for u in updates),
+                (history.from_update(row) for row in rows),
             )
 
     def release_mine(self) -> int:
