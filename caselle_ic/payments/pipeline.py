@@ -48,7 +48,7 @@ from caselle_ic.payments.reconcile import (
 from caselle_ic.result import RunResult
 from caselle_ic.schemas.payments import column_names
 from caselle_ic.store.ledger import biller_key, ledger_url_for, open_ledger
-from caselle_ic.store.payments import ROUTE, TERMINAL, PaymentState
+from caselle_ic.store.payment_rows import ROUTE, TERMINAL, PaymentState
 from caselle_ic.tabular.csvin import LINE
 from caselle_ic.tabular.output import REASON, write_rejects
 from caselle_ic.tabular.values import cents_to_str

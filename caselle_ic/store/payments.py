@@ -14,9 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,139 +23,31 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caselle_ic.store import events as history
-from caselle_ic.store.columns import LEDGER_COLUMN, PAYMENT_TEXT_LENGTHS
+from caselle_ic.store import payment_frames as frames
 from caselle_ic.store.ledger import Ledger, lockbox_files, payments, run_leases, utc_text
+from caselle_ic.store.payment_rows import (
+    CONTENT,
+    DATAPUMP,
+    FILE,
+    FILING,
+    HELD,
+    IN_FLIGHT,
+    PAYMENT,
+    PENDING,
+    REVERSALS,
+    ROUTE,
+    SENDING,
+    UNKNOWN,
+    UNSETTLED,
+    VOID_SENDING,
+    VOID_UNKNOWN,
+    VOIDED,
+    ReversalDecision,
+    RowUpdate,
+)
 
 log = logging.getLogger(__name__)
 
-
-# -- states -------------------------------------------------------------------------------
-class PaymentState(StrEnum):
-    """A ``payments`` row's state (docs/payments.md draws the machine). The stored text is
-    the value, unchanged since the first ledger: existing databases keep working."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    POSTED = "posted"
-    UNKNOWN = "unknown"
-    REJECTED = "rejected"
-    FILING = "filing"
-    FILED = "filed"
-    HELD = "held"
-    VOID_SENDING = "void_sending"
-    VOID_UNKNOWN = "void_unknown"
-    VOIDED = "voided"
-    MANUAL = "manual"
-    REPORTED = "reported"
-
-
-# the members under their short names, as the queries and the engine use them
-PENDING = PaymentState.PENDING
-SENDING = PaymentState.SENDING
-POSTED = PaymentState.POSTED
-UNKNOWN = PaymentState.UNKNOWN
-REJECTED = PaymentState.REJECTED
-FILING = PaymentState.FILING
-FILED = PaymentState.FILED
-HELD = PaymentState.HELD
-VOID_SENDING = PaymentState.VOID_SENDING
-VOID_UNKNOWN = PaymentState.VOID_UNKNOWN
-VOIDED = PaymentState.VOIDED
-MANUAL = PaymentState.MANUAL
-REPORTED = PaymentState.REPORTED
-
-
-class Keep:
-    """The value of a :class:`RowUpdate` field that leaves the column as it is."""
-
-    def __repr__(self) -> str:
-        return "KEEP"
-
-
-KEEP = Keep()
-
-
-@dataclass(frozen=True)
-class RowUpdate:
-    """A row this run holds, and the columns to write (:meth:`PaymentBook.apply`). A field
-    left :data:`KEEP` is not written; ``claim_owner=None`` releases the row."""
-
-    guid: str
-    state: PaymentState | Keep = KEEP
-    reason: str | Keep | None = KEEP
-    claim_owner: str | Keep | None = KEEP
-    done_at: str | Keep | None = KEEP
-    in_doubt_until: str | Keep | None = KEEP
-    receipt_number: int | Keep | None = KEEP
-    receipt_amount_cents: int | Keep | None = KEEP
-    receipt_distribution_code: int | Keep | None = KEEP
-    receipt_payment_code: int | Keep | None = KEEP
-    lockbox_file: str | Keep | None = KEEP
-    lockbox_line: int | Keep | None = KEEP
-
-    def columns(self) -> dict[str, Any]:
-        """The columns to write (str values: the StrEnum stores its plain text)."""
-        out: dict[str, Any] = {}
-        for name in _UPDATE_COLUMNS:  # called per receipt: no dataclasses.fields() here
-            value = getattr(self, name)
-            if not isinstance(value, Keep):
-                out[name] = str(value) if isinstance(value, PaymentState) else value
-        return out
-
-
-_UPDATE_COLUMNS = tuple(f.name for f in fields(RowUpdate) if f.name != "guid")
-
-
-@dataclass(frozen=True)
-class ReversalDecision:
-    """What a pending REFUND / ACH_REJECT becomes (:meth:`PaymentBook.decide_reversals`):
-    ``void_sending`` with the receipt to void, ``pending`` (why it waits), or a final
-    ``manual`` / ``reported`` with the reason."""
-
-    guid: str
-    state: PaymentState
-    reason: str | None
-    receipt_number: int | None = None
-    in_doubt_until: str | None = None
-
-    def columns(self) -> dict[str, Any]:
-        """As a history event's input: guid, state (its text), reason, receipt_number."""
-        return {
-            "guid": self.guid,
-            "state": str(self.state),
-            "reason": self.reason,
-            "receipt_number": self.receipt_number,
-            "in_doubt_until": self.in_doubt_until,
-        }
-
-
-#: Nothing more will happen to these automatically.
-TERMINAL = frozenset({POSTED, REJECTED, FILED, VOIDED, MANUAL, REPORTED})
-#: Held by a run (claim_owner): something may be on its way.
-IN_FLIGHT = frozenset({SENDING, VOID_SENDING, FILING})
-#: Released, but the outcome of a request is unknown: settle before anything else.
-UNSETTLED = frozenset({UNKNOWN, VOID_UNKNOWN})
-
-PAYMENT = "PAYMENT"
-REVERSALS = ("REFUND", "ACH_REJECT")
-DATAPUMP, FILE = "DataPump", "File"
-
-#: The columns that make up a payment as IC exported it: a later line with the same
-#: payment_guid must carry the same values, else it is a conflict (never overwritten).
-CONTENT = (
-    "transaction_type",
-    "original_guid",
-    "payment_date",
-    "account_number",
-    "customer_name",
-    "invoice_number",
-    "invoice_type_id",
-    "payment_type_id",
-    "card_vendor",
-    "obd_vendor",
-    "amount_cents",
-)
-ROUTE = ("distribution_code", "payment_code", "gl_activity", "posting_method", "code_rule")
 
 _IN_CHUNK = 500  # guids per IN (...) list
 
@@ -276,8 +166,8 @@ class PaymentBook:
         with different content — as ``payment_guid``, ``reason``."""
         if frame.empty:
             return pd.DataFrame({"payment_guid": pd.Series([], dtype="string"), "reason": []})
-        records = ledger_records(frame)
-        too_long = _too_long(records)
+        records = frames.ledger_records(frame)
+        too_long = frames.too_long(records)
         records = records[~records["payment_guid"].isin(too_long["payment_guid"])]
         now = utc_text()
         rows = records.assign(
@@ -290,7 +180,7 @@ class PaymentBook:
             created_at=now,
             updated_at=now,
         )
-        dicts = _records(rows)
+        dicts = frames.records_of(rows)
         stmt = self.ledger._insert_ignore(payments, ("biller", "payment_guid"))
         with self.ledger.begin() as conn:
             for chunk in _chunks(dicts, 2000):
@@ -307,7 +197,7 @@ class PaymentBook:
         stored = self.rows_for(
             records["payment_guid"].tolist(), columns=(*CONTENT, "export_name", "export_line", "state")
         )
-        conflicts = _conflicts(records, stored)
+        conflicts = frames.conflicts(records, stored)
         if not conflicts.empty:
             with self.ledger.begin() as conn:
                 history.record(
@@ -341,7 +231,7 @@ class PaymentBook:
             return
         params = [
             {"g": r["payment_guid"], **{f"v_{c}": r[c] for c in ROUTE}}
-            for r in _records(changed[["payment_guid", *ROUTE]])
+            for r in frames.records_of(changed[["payment_guid", *ROUTE]])
         ]
         stmt = (
             payments.update()
@@ -764,136 +654,4 @@ class PaymentBook:
             return pd.DataFrame(result.all(), columns=list(result.keys()))
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Plain Python values (None for missing) for the database driver."""
-    obj = frame.astype(object).where(frame.notna(), None)
-    records: list[dict[str, Any]] = obj.to_dict("records")
-    return records
-
-
-def ledger_records(frame: pd.DataFrame) -> pd.DataFrame:
-    """The export's valid rows (after ``codes.resolve_codes``) as ledger columns."""
-    n = len(frame)
-
-    def text(col: str) -> pd.Series:
-        if col not in frame.columns:
-            return pd.Series("", index=frame.index, dtype="string")
-        return frame[col].astype("string").fillna("")
-
-    def opt_int(col: str) -> pd.Series:
-        if col not in frame.columns:
-            return pd.Series([pd.NA] * n, index=frame.index, dtype="Int64")
-        return pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-
-    when = pd.to_datetime(frame["payment_date"])
-    out = pd.DataFrame(
-        {
-            "payment_guid": text("payment_guid"),
-            "transaction_type": text("transaction_type"),
-            "original_guid": text("original_payment_guid"),
-            "payment_date": when.dt.strftime("%Y-%m-%dT%H:%M:%S").astype("string"),
-            "account_number": text("account_number"),
-            "customer_name": text("customer_name"),
-            "invoice_number": text("invoice_number"),
-            "invoice_type_id": opt_int("invoice_type_id"),
-            "payment_type_id": opt_int("payment_type_id"),
-            "card_vendor": text("card_vendor"),
-            "obd_vendor": text("obd_vendor"),
-            "amount_cents": frame["amount_cents"].astype("int64"),
-            "export_line": opt_int("_line"),
-            "distribution_code": opt_int("distribution_code"),
-            "payment_code": opt_int("payment_code"),
-            "gl_activity": opt_int("gl_activity"),
-            "posting_method": text("posting_method").replace("", pd.NA),
-            "code_rule": text("code_rule").replace("", pd.NA),
-        },
-        index=frame.index,
-    )
-    return out.reset_index(drop=True)
-
-
-def _too_long(records: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a text longer than its ledger column (:mod:`caselle_ic.store.columns`):
-    refused on SQLite as on PostgreSQL, never recorded, as ``payment_guid``, ``reason``."""
-    reasons = pd.Series("", index=records.index, dtype="string")
-    for export_col, limit in PAYMENT_TEXT_LENGTHS.items():
-        column = LEDGER_COLUMN.get(export_col, export_col)
-        if column not in records.columns:
-            continue
-        length = records[column].astype("string").fillna("").str.len()
-        over = length > limit
-        if over.any():
-            why = f"{export_col}: longer than {limit} characters ("
-            add = why + length[over].astype("string") + ")"
-            reasons[over] = reasons[over].where(reasons[over] == "", reasons[over] + "; ") + add
-    bad = reasons != ""
-    return pd.DataFrame(
-        {
-            "payment_guid": records.loc[bad, "payment_guid"].astype("string"),
-            "reason": reasons[bad] + "; not recorded",
-        }
-    ).reset_index(drop=True)
-
-
-_INT_CONTENT = ("invoice_type_id", "payment_type_id", "amount_cents")
-
-
-def _comparable(s: pd.Series, column: str) -> pd.Series:
-    if column in _INT_CONTENT:
-        s = pd.to_numeric(s, errors="coerce").astype("Int64")
-    return s.astype("string").fillna("")
-
-
-def _conflicts(records: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
-    """GUIDs whose stored content differs from this export's line, with a reason."""
-    empty = pd.DataFrame(
-        {"payment_guid": pd.Series([], dtype="string"), "reason": pd.Series([], dtype="string")}
-    )
-    if stored.empty:
-        return empty
-    both = records.merge(stored, on="payment_guid", suffixes=("", "_stored"), how="inner")
-    differs = pd.DataFrame(
-        {c: _comparable(both[c], c) != _comparable(both[f"{c}_stored"], c) for c in CONTENT},
-        index=both.index,
-    )
-    bad = differs.any(axis=1).to_numpy()
-    if not bad.any():
-        return empty
-    conflicted = both.loc[bad]
-    fields = [", ".join(c for c in CONTENT if flags[c]) for flags in differs.loc[bad].to_dict("records")]
-    reasons = [
-        f"payment_guid: already recorded with a different {f} (first recorded from "
-        f"{name or 'an earlier export'} line {line}, now {state}); the recorded payment is kept "
-        "and this line is not posted: check with IC which is right"
-        for f, name, line, state in zip(
-            fields,
-            conflicted["export_name"].tolist(),
-            conflicted["export_line_stored"].tolist(),
-            conflicted["state"].tolist(),
-            strict=True,
-        )
-    ]
-    return pd.DataFrame(
-        {
-            "payment_guid": conflicted["payment_guid"].astype("string").to_numpy(),
-            "reason": pd.Series(reasons, dtype="string").to_numpy(),
-        }
-    )
-
-
-__all__ = [
-    "CONTENT",
-    "DATAPUMP",
-    "FILE",
-    "IN_FLIGHT",
-    "PAYMENT",
-    "REVERSALS",
-    "ROUTE",
-    "TERMINAL",
-    "UNSETTLED",
-    "PaymentBook",
-    "PaymentState",
-    "RowUpdate",
-    "ledger_records",
-    "process_start",
-]
+__all__ = ["PaymentBook", "process_start"]

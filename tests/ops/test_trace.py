@@ -211,7 +211,8 @@ def test_trace_on_postgresql(
     """The same history on a PostgreSQL ledger: recorded by the payment book, read by trace."""
     from caselle_ic.config.model import load_config
     from caselle_ic.store.ledger import biller_key, open_ledger
-    from caselle_ic.store.payments import PaymentBook, PaymentState, RowUpdate
+    from caselle_ic.store.payment_rows import PaymentState, RowUpdate
+    from caselle_ic.store.payments import PaymentBook
     from tests.posting.conftest import drop_schema, pg_schema_url
     from tests.posting.test_payment_ledger import frame
 

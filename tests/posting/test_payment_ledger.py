@@ -213,7 +213,7 @@ def _columns(conn: sa.Connection) -> set[str]:
 
 def test_payment_states_store_the_text_of_the_first_ledger() -> None:
     """The StrEnum's values are the stored text (ledgers made before it keep working)."""
-    from caselle_ic.store.payments import KEEP, PaymentState, RowUpdate
+    from caselle_ic.store.payment_rows import KEEP, PaymentState, RowUpdate
 
     assert [s.value for s in PaymentState] == [
         "pending", "sending", "posted", "unknown", "rejected", "filing", "filed", "held",

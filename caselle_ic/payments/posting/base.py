@@ -18,7 +18,8 @@ from caselle_ic.config.tuning import PostingSection
 from caselle_ic.connect.client import CaselleClient, Purpose, Receipt
 from caselle_ic.errors import CaselleAPIError, CaselleICError, RetriableError
 from caselle_ic.store.ledger import Ledger, utc_text
-from caselle_ic.store.payments import KEEP, POSTED, PaymentBook, PaymentState, RowUpdate
+from caselle_ic.store.payment_rows import KEEP, POSTED, PaymentState, RowUpdate
+from caselle_ic.store.payments import PaymentBook
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from caselle_ic.payments.posting.datapump import DataPump
 from caselle_ic.payments.posting.filing import Filing
 from caselle_ic.payments.posting.voids import Voids
 from caselle_ic.store.ledger import utc_text
-from caselle_ic.store.payments import FILING, HELD, SENDING, TERMINAL, UNKNOWN, VOID_SENDING
+from caselle_ic.store.payment_rows import FILING, HELD, SENDING, TERMINAL, UNKNOWN, VOID_SENDING
 
 log = logging.getLogger(__name__)
 

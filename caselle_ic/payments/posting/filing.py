@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from caselle_ic.errors import CaselleICError
 from caselle_ic.failpoints import failpoint
 from caselle_ic.payments.posting.base import RunBase, _set
-from caselle_ic.store.payments import FILED, HELD, PENDING, RowUpdate
+from caselle_ic.store.payment_rows import FILED, HELD, PENDING, RowUpdate
 
 log = logging.getLogger(__name__)
 

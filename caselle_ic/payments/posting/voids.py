@@ -26,7 +26,7 @@ from caselle_ic.payments.posting.base import (
     _unsettled,
     server_finished,
 )
-from caselle_ic.store.payments import (
+from caselle_ic.store.payment_rows import (
     FILE,
     FILED,
     FILING,
