@@ -15,9 +15,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from caselle_ic.emulator.process import EmulatorProcess
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
@@ -145,9 +148,9 @@ class EmulatorPool:
     """
 
     def __init__(self) -> None:
-        self._procs: dict[str, Any] = {}
+        self._procs: dict[str, EmulatorProcess] = {}
 
-    def get(self, seed: Path) -> Any:
+    def get(self, seed: Path) -> EmulatorProcess:
         from caselle_ic.emulator.process import EmulatorProcess
 
         key = hashlib.sha256(seed.read_bytes()).hexdigest()
@@ -179,7 +182,7 @@ def emulator_pool() -> Iterator[EmulatorPool]:
 
 
 @pytest.fixture
-def emulator(emulator_pool: EmulatorPool, tmp_path_factory: pytest.TempPathFactory):
+def emulator(emulator_pool: EmulatorPool, tmp_path_factory: pytest.TempPathFactory) -> EmulatorProcess:
     seed = SAMPLES / "statements.csv"
     if not seed.is_file():
         seed = write_seed_extract(tmp_path_factory.mktemp("seed") / "statements.csv")
@@ -187,7 +190,7 @@ def emulator(emulator_pool: EmulatorPool, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture
-def emulator_config(emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def emulator_config(emulator: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The sample biller pointed at ``emulator`` (OAuth), secrets exported for this test."""
     for key, value in emulator.env().items():
         monkeypatch.setenv(key, value)

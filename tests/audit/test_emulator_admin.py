@@ -9,6 +9,7 @@ import base64
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from graphql import print_ast
@@ -73,7 +74,7 @@ def test_hand_edits_move_balances(app):
 
 
 async def _post(app, body: bytes, path: str = "/tp/api/cr0/graphql"):
-    sent: list[dict] = []
+    sent: list[dict[str, Any]] = []
 
     async def receive():
         return {"type": "http.request", "body": body, "more_body": False}
@@ -96,7 +97,7 @@ async def _post(app, body: bytes, path: str = "/tp/api/cr0/graphql"):
 
 
 async def _ariadne(app, body: bytes):
-    sent: list[dict] = []
+    sent: list[dict[str, Any]] = []
 
     async def receive():
         return {"type": "http.request", "body": body, "more_body": False}
@@ -104,7 +105,7 @@ async def _ariadne(app, body: bytes):
     async def send(message):
         sent.append(message)
 
-    scope = {
+    scope: dict[str, Any] = {
         "type": "http",
         "method": "POST",
         "path": "/tp/api/cr0/graphql",

@@ -7,12 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import TYPE_CHECKING
 
 from tests.audit.conftest import DAY, Day
 from tests.posting.postkit import dp
 
+if TYPE_CHECKING:
+    from prefect.events.schemas.events import ReceivedEvent
 
-async def _artifacts(flow_run_id):  # type: ignore[no-untyped-def]
+
+async def _artifacts(flow_run_id):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -24,7 +28,7 @@ async def _artifacts(flow_run_id):  # type: ignore[no-untyped-def]
     return run, artifacts
 
 
-async def _events():  # type: ignore[no-untyped-def]
+async def _events() -> list[ReceivedEvent]:
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter
 
@@ -69,7 +73,7 @@ def test_daily_audit_flow_finds_a_hand_void_and_emits_the_event(prefect_harness,
     assert totals[-1]["posting_method"] == "TOTAL" and totals[-1]["check"] == "DIFFERENCE"
 
     deadline = time.monotonic() + 30
-    events = []
+    events: list[ReceivedEvent] = []
     while time.monotonic() < deadline and not events:
         events = asyncio.run(_events())
         time.sleep(0.5)

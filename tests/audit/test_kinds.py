@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,9 @@ def test_missing_receipt(posted_day: Day):
         ({"receiptDate": "2026-11-01"}, "receipt_date", DAY, "2026-11-01"),
     ],
 )
-def test_receipt_differs_names_the_field(posted_day: Day, change: dict, field: str, expected: str, got: str):
+def test_receipt_differs_names_the_field(
+    posted_day: Day, change: dict[str, Any], field: str, expected: str, got: str
+):
     posted_day.emu.receipt_op("change", posted_day.receipt_of(dp(2)), **change)
     audit(posted_day)
     (row,) = found(posted_day)

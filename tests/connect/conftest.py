@@ -39,7 +39,7 @@ def seed_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def emu(emulator_pool: EmulatorPool, seed_file: Path) -> EmulatorProcess:
-    return emulator_pool.get(seed_file)  # type: ignore[no-any-return]
+    return emulator_pool.get(seed_file)
 
 
 @pytest.fixture

@@ -44,7 +44,8 @@ def receipt(account: str, amount: str, guid: str) -> ReceiptInput:
 
 
 def counters(emu: EmulatorProcess) -> dict[str, int]:
-    return emu.state()["counters"]
+    found: dict[str, int] = emu.state()["counters"]
+    return found
 
 
 # -- schema validation -----------------------------------------------------------------
@@ -171,6 +172,7 @@ def test_repeatable_mutation_is_retried(cfg, emu: EmulatorProcess):
 def test_commit_then_drop_is_outcome_unknown_then_settled(cfg, emu: EmulatorProcess):
     with CaselleClient.for_purpose(cfg, "payments", **FAST) as pay:
         before = pay.customer(1048).balance
+        assert before is not None
         emu.faults(drop_after_commit=1)
         batch = [
             receipt("001048", "1.00", "drop-1"),

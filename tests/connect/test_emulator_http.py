@@ -4,6 +4,7 @@ requests against a real emulator process, one per rule."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import requests
 
@@ -23,7 +24,7 @@ def _get(emu: EmulatorProcess, accept: str, **params: str) -> requests.Response:
     )
 
 
-def _post(emu: EmulatorProcess, body: dict, accept: str = "application/json") -> requests.Response:
+def _post(emu: EmulatorProcess, body: dict[str, Any], accept: str = "application/json") -> requests.Response:
     return requests.post(
         emu.graphql_url, json=body, headers={"Accept": accept}, auth=("u", emu.secret), timeout=10
     )
@@ -58,7 +59,7 @@ def test_graphiql_only_for_html(emu: EmulatorProcess):
 
 
 def test_request_errors_have_no_data_key(emu: EmulatorProcess):
-    cases = [
+    cases: list[dict[str, Any]] = [
         {"query": TWO, "operationName": "C"},  # unknown operation
         {"query": TWO},  # several operations, none named
         {"query": Q, "variables": {"n": "abc"}},  # wrong variable type

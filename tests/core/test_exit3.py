@@ -157,7 +157,7 @@ def test_payments_broken_after_caselle_answered_then_the_next_run_finishes_exact
         assert "(payments/posting/datapump.py:" in r.stderr and " in _post_batch)" in r.stderr
         assert len(emu.receipts()) == 20  # two batches reached Caselle; the second's answer was lost
         with open_ledger(ledger) as led, led.begin() as conn:
-            states = dict(
+            states: dict[str, int] = dict(
                 conn.execute(sa.select(payments.c.state, sa.func.count()).group_by(payments.c.state)).all()
             )
             (run_status,) = conn.execute(sa.select(runs.c.status)).scalars().all()

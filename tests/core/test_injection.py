@@ -34,6 +34,7 @@ def test_numbers_and_plain_text_are_written_as_read(value):
 def test_rejects_file_guards_tab_and_line_break_formulas(tmp_path):
     frame = pd.DataFrame({"customer_name": ['\t=HYPERLINK("http://x")', "\r\n+1+1"], "reason": ["r", "r"]})
     path = write_rejects(frame, tmp_path, "x")
+    assert path is not None
     rows = list(csv.reader(path.open(encoding="utf-8", newline="")))
     assert [r[0] for r in rows[1:]] == ['\'\t=HYPERLINK("http://x")', "'\r\n+1+1"]
 
@@ -60,7 +61,8 @@ def test_prefect_quarantine_table_guards_formulas():
 
 
 def _render(md: str) -> str:
-    return MarkdownIt("commonmark").enable("table").render(md)
+    html: str = MarkdownIt("commonmark").enable("table").render(md)  # render() is typed Any
+    return html
 
 
 def test_backtick_in_a_file_name_stays_in_its_code_span(tmp_path):

@@ -57,4 +57,5 @@ def test_threads_do_not_change_a_byte(tmp_path, monkeypatch):
     four = run_invoice_file(SAMPLE_EXTRACT, BILLER, tmp_path / "four", now=NOW)
     data = one.outputs[0].read_bytes()
     assert single.outputs[0].read_bytes() == data == four.outputs[0].read_bytes()
+    assert single.rejects_path is not None and one.rejects_path is not None
     assert single.rejects_path.read_bytes() == one.rejects_path.read_bytes()

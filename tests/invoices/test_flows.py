@@ -4,6 +4,7 @@ server), and what an analyst sees in the UI is read back through Prefect's clien
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import pytest
@@ -22,16 +23,20 @@ from tests.invoices.conftest import (
     write_extract,
 )
 
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import Artifact
+
 pytestmark = pytest.mark.prefect
 
 
-def _client():
+def _client() -> SyncPrefectClient:
     from prefect.client.orchestration import get_client
 
     return get_client(sync_client=True)
 
 
-def artifacts_of(flow_run_id: UUID) -> dict[str, object]:
+def artifacts_of(flow_run_id: UUID) -> dict[str | None, Artifact]:  # an artifact's key is optional
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with _client() as client:
@@ -39,6 +44,12 @@ def artifacts_of(flow_run_id: UUID) -> dict[str, object]:
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
     return {a.key: a for a in found}
+
+
+def data_of(artifact: Artifact) -> str:
+    """A markdown or table artifact's data (Prefect types it loosely: a result's is a dict)."""
+    assert isinstance(artifact.data, str), artifact
+    return artifact.data
 
 
 def task_names(flow_run_id: UUID) -> list[str]:
@@ -62,6 +73,7 @@ def test_invoice_flow_writes_the_golden_file_and_publishes_masked_artifacts(pref
     result = state.result()
     assert result.outputs[0].read_bytes() == (EXPECTED / f"{STAMP}.txt").read_bytes()
     run_id = state.state_details.flow_run_id
+    assert run_id is not None
     assert flow_run_name(run_id) == "invoice-file/sample-city-utilities/2026-11"
     assert task_names(run_id) == [
         "build-records",
@@ -77,7 +89,7 @@ def test_invoice_flow_writes_the_golden_file_and_publishes_masked_artifacts(pref
         "invoice-file-sample-city-utilities-summary",
         "invoice-file-sample-city-utilities-quarantined",
     }
-    summary = found["invoice-file-sample-city-utilities-summary"].data
+    summary = data_of(found["invoice-file-sample-city-utilities-summary"])
     assert "| statements_in | 51 |" in summary and "| statements_written | 44 |" in summary
     assert "| statements_quarantined | 7 |" in summary
     assert "| TotalInvoiceAmount | 5142.22 |" in summary
@@ -85,7 +97,7 @@ def test_invoice_flow_writes_the_golden_file_and_publishes_masked_artifacts(pref
     # markdown escapes the mask's asterisks (issue 13.13); a reader sees ****1008
     assert "truncated" in summary and "****1008" in summary.replace("\\*", "*")
 
-    table = json.loads(found["invoice-file-sample-city-utilities-quarantined"].data)
+    table = json.loads(data_of(found["invoice-file-sample-city-utilities-quarantined"]))
     assert len(table) == 28
     assert {row["account_number"] for row in table} == {
         "****1040",
@@ -99,7 +111,7 @@ def test_invoice_flow_writes_the_golden_file_and_publishes_masked_artifacts(pref
     for row in table:
         assert not {"email", "phone", "address1", "address2"} & set(row)
         assert row["reason"]
-    text = found["invoice-file-sample-city-utilities-quarantined"].data + summary
+    text = data_of(found["invoice-file-sample-city-utilities-quarantined"]) + summary
     for full in ("001040", "001041", "001044", "0010-44", "@example.com", "555-10"):
         assert full not in text
 
@@ -113,10 +125,11 @@ def test_adjustments_flow_has_its_own_name_and_keys(prefect_harness, tmp_path):
     )
     assert state.is_completed()
     run_id = state.state_details.flow_run_id
+    assert run_id is not None
     assert flow_run_name(run_id) == "adjustments-file/sample-city-utilities/2026-11"
     found = artifacts_of(run_id)
     assert set(found) == {"adjustments-file-sample-city-utilities-summary"}  # nothing quarantined: no table
-    assert "| statements_written | 1 |" in found["adjustments-file-sample-city-utilities-summary"].data
+    assert "| statements_written | 1 |" in data_of(found["adjustments-file-sample-city-utilities-summary"])
     assert state.result().kind == "adjustments-file"
 
 
@@ -130,9 +143,11 @@ def test_flow_that_quarantines_everything_fails_but_still_shows_why(prefect_harn
     assert state.is_failed()
     with pytest.raises(NothingToWriteError):
         state.result()
-    found = artifacts_of(state.state_details.flow_run_id)
-    assert "nothing was written" in found["invoice-file-sample-city-utilities-summary"].data
-    rows = json.loads(found["invoice-file-sample-city-utilities-quarantined"].data)
+    run_id = state.state_details.flow_run_id
+    assert run_id is not None
+    found = artifacts_of(run_id)
+    assert "nothing was written" in data_of(found["invoice-file-sample-city-utilities-summary"])
+    rows = json.loads(data_of(found["invoice-file-sample-city-utilities-quarantined"]))
     assert rows[0]["account_number"] == "****1077"
     assert rows[0]["reason"] == "charge_amount: must not be negative"
 

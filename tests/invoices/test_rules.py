@@ -10,6 +10,7 @@ import pytest
 
 from caselle_ic.errors import NothingToWriteError
 from caselle_ic.invoices.pipeline import run_invoice_file
+from caselle_ic.result import RunResult
 from caselle_ic.schemas.invoices import record_fields
 from tests.invoices.conftest import (
     NOW,
@@ -167,7 +168,9 @@ def test_every_statement_quarantined_writes_rejects_only_and_exits_2(tmp_path):
     assert err.value.exit_status == 2
     assert "every statement" in str(err.value) and "rejects" in str(err.value)
     assert not list((tmp_path / "out").glob("*.txt"))
-    rejects = err.value.result.rejects_path
+    result = err.value.result  # typed object in errors.py
+    assert isinstance(result, RunResult) and result.rejects_path is not None
+    rejects = result.rejects_path
     assert rejects.exists() and "charge_amount: must not be negative" in rejects.read_text()
 
 

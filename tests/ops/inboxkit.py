@@ -4,6 +4,7 @@ the concurrency test: ``python inboxkit.py CONFIG LEDGER_URL CALLS_LOG``)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from caselle_ic.result import RunResult
@@ -17,7 +18,7 @@ WITH_BAD_ROW = "account_number,amount\n001004,5.00\n001005,abc\n"
 MISSING_COLUMN = "account_number,total\n001006,5.00\n"
 
 
-def total_handler(calls: list[str] | None = None):
+def total_handler(calls: list[str] | None = None) -> Callable[[Path, Path], RunResult]:
     """A small real pipeline: sum the amounts, quarantine bad ones, write one output file."""
 
     def handle(path: Path, outbox: Path) -> RunResult:

@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +20,9 @@ from caselle_ic.errors import OutputError
 from caselle_ic.ops.demo import MARKER, prepare_workdir, stage_inputs
 
 from .conftest import SAMPLES
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 MERGED = all(
     importlib.util.find_spec(m) is not None
@@ -79,7 +83,7 @@ def test_demo_end_to_end_through_a_real_prefect_server(
         assert status == 0, out
         assert "already running" in out  # it found our server instead of starting another
 
-        async def read() -> tuple[dict, dict]:
+        async def read() -> tuple[dict[str, FlowRun], dict[str, Any]]:
             async with PrefectClient(api=server.api_url) as client:
                 runs = await client.read_flow_runs()
                 arts = await client.read_artifacts()
@@ -96,8 +100,9 @@ def test_demo_end_to_end_through_a_real_prefect_server(
         runs, extra = asyncio.run(read())
         for prefix in ("invoice-inbox/", "payments-inbox/", "paperless-inbox/"):
             (run,) = [r for n, r in runs.items() if n.startswith(prefix)]
-            assert run.state.is_completed(), (run.name, run.state)
+            assert run.state is not None and run.state.is_completed(), (run.name, run.state)
         (audit,) = [r for n, r in runs.items() if n.startswith("daily-audit/")]
+        assert audit.state is not None
         assert audit.state.is_completed() and "[ok] audit" in out  # it found the demo's hand-void
         assert "voided_without_reversal 1" in out
         for parent, kids in extra["children"].items():

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -24,6 +25,9 @@ from caselle_ic.errors import ConfigError
 from caselle_ic.ops.deploy import fleet_plan, plan, render_prefect_yaml, runner_deployments
 
 from .conftest import ROOT, SAMPLES
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import Artifact, FlowRun
 
 SLUG = "sample-city-utilities"
 
@@ -145,6 +149,7 @@ def _api_url() -> str:
 def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: Path) -> None:
     """Register the biller's deployments, run one as a worker would, read the result back."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.schedules import CronSchedule
 
     cfg = load_config(biller_toml)
     cfg.paths.inbox.mkdir(parents=True)
@@ -158,10 +163,12 @@ def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: P
         async with get_client() as client:
             dep = await client.read_deployment_by_name(f"payments-inbox/{SLUG}")
             (sched,) = dep.schedules
+            assert isinstance(sched.schedule, CronSchedule)
             assert (sched.schedule.cron, sched.schedule.timezone) == ("0 7 * * *", "America/Denver")
             assert dep.parameters == {"config": str(biller_toml.resolve())}
             assert set(dep.tags) == {"caselle-ic", SLUG, "payments"}
             inv = await client.read_deployment_by_name(f"invoice-inbox/{SLUG}")
+            assert isinstance(inv.schedules[0].schedule, CronSchedule)
             assert inv.schedules[0].schedule.cron == "0 6 1 * *"
             run = await client.create_flow_run_from_deployment(dep.id)
             return str(run.id), dep.id
@@ -178,7 +185,7 @@ def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: P
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
-    async def result() -> tuple[object, list]:
+    async def result() -> tuple[FlowRun, list[Artifact]]:
         async with get_client() as client:
             run = await client.read_flow_run(uuid.UUID(run_id))
             from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
@@ -189,10 +196,11 @@ def test_apply_and_run_an_inbox_deployment(prefect_harness: None, biller_toml: P
             return run, arts
 
     run, arts = asyncio.run(result())
-    assert run.state.is_completed(), run.state  # type: ignore[attr-defined]
-    assert run.name.startswith(f"payments-inbox/{SLUG}/")  # type: ignore[attr-defined]
+    assert run.state is not None
+    assert run.state.is_completed(), run.state
+    assert run.name.startswith(f"payments-inbox/{SLUG}/")
     (art,) = [a for a in arts if a.key == f"inbox-payments-{SLUG}"]
-    assert art.type == "markdown"
+    assert art.type == "markdown" and isinstance(art.data, str)
     assert "readme.txt" in art.data and "(nothing waiting)" in art.data
     assert (cfg.paths.inbox / "readme.txt").exists()  # unrecognised files stay
 
@@ -223,11 +231,12 @@ def test_all_billers_fans_out_once_per_biller_and_period(prefect_harness: None, 
         and later["fanout-town-1"]["flow_run_id"] != mine["fanout-town-1"]["flow_run_id"]
     )
 
-    async def runs() -> list:
+    async def runs() -> list[FlowRun]:
         async with get_client() as client:
             return [await client.read_flow_run(uuid.UUID(r["flow_run_id"])) for r in mine.values()]
 
     for fr in asyncio.run(runs()):
+        assert fr.idempotency_key is not None and fr.state is not None
         assert fr.idempotency_key.startswith("fanout-town-") and fr.idempotency_key.endswith(
             "/paperless/2025-02-03"
         )

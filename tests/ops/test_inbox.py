@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,14 +23,13 @@ import sqlalchemy as sa
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import LedgerError
 from caselle_ic.ops.inbox import (
-    InboxStore,
     classify,
-    default_ledger_url,
     inbox_files,
     process_inbox,
     scan_inbox,
 )
 from caselle_ic.result import RunResult
+from caselle_ic.store.inbox_claims import InboxStore, default_ledger_url
 from caselle_ic.tabular.csvin import read_text_csv
 
 from .inboxkit import GOOD, GOOD2, MISSING_COLUMN, WITH_BAD_ROW, total_handler
@@ -50,7 +50,7 @@ def cfg(biller_toml: Path) -> BillerConfig:
     return load_config(biller_toml)
 
 
-def rows(cfg: BillerConfig, url: str | None = None) -> list[dict]:
+def rows(cfg: BillerConfig, url: str | None = None) -> list[dict[str, Any]]:
     engine = sa.create_engine(url or default_ledger_url(cfg))
     with engine.connect() as conn:
         out = [dict(r) for r in conn.execute(sa.select(inbox_files)).mappings()]

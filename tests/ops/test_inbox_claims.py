@@ -17,7 +17,9 @@ import pytest
 
 from caselle_ic import cli
 from caselle_ic.config.model import load_config
-from caselle_ic.ops.inbox import InboxStore, biller_key, default_ledger_url, sha256_file
+from caselle_ic.ops.inbox import sha256_file
+from caselle_ic.store.inbox_claims import InboxStore, default_ledger_url
+from caselle_ic.store.ledger import biller_key
 from tests.conftest import SAMPLES, run_cli
 
 

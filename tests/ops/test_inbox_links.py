@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from caselle_ic.config.model import BillerConfig, load_config
-from caselle_ic.ops.inbox import default_ledger_url, inbox_files, process_inbox
+from caselle_ic.ops.inbox import inbox_files, process_inbox
+from caselle_ic.store.inbox_claims import default_ledger_url
 
 from .inboxkit import GOOD, total_handler
 

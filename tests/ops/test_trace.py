@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def trace(capsys: pytest.CaptureFixture[str], run: Run, guid: str, *extra: str) 
     return status, out, err
 
 
-def receipt_of(run: Run, guid: str) -> dict:
+def receipt_of(run: Run, guid: str) -> dict[str, Any]:
     (receipt,) = [r for r in run.emu.receipts() if r["confirmation_number"] == guid]
     return receipt
 

@@ -8,18 +8,20 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from caselle_ic.config.model import load_config
+from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError, RunFailedError
 from caselle_ic.ops.alerts import automation_name, planned
 from caselle_ic.ops.deploy import plan, render_prefect_yaml
-from caselle_ic.ops.inbox import default_ledger_url, inbox_files, process_inbox
+from caselle_ic.ops.inbox import inbox_files, process_inbox
 from caselle_ic.result import RunResult
+from caselle_ic.store.inbox_claims import default_ledger_url
 
 from .conftest import ROOT
 
@@ -108,7 +110,7 @@ def test_previous_deadline_is_the_cron_time_before() -> None:
 
 
 # -- the inbox and red runs ------------------------------------------------------------------
-def _drop(cfg, name: str = "payments.csv") -> Path:  # type: ignore[no-untyped-def]
+def _drop(cfg: BillerConfig, name: str = "payments.csv") -> Path:
     path = cfg.paths.inbox / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("x\n", encoding="utf-8")
@@ -117,7 +119,7 @@ def _drop(cfg, name: str = "payments.csv") -> Path:  # type: ignore[no-untyped-d
     return path
 
 
-def _claims(cfg) -> list[dict]:  # type: ignore[no-untyped-def]
+def _claims(cfg: BillerConfig) -> list[dict[str, Any]]:
     engine = sa.create_engine(default_ledger_url(cfg))
     with engine.connect() as conn:
         out = [dict(r) for r in conn.execute(sa.select(inbox_files)).mappings()]

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +24,9 @@ from caselle_ic.ops.prefect_server import ensure_server, stop_server
 
 from .conftest import ROOT
 from .test_prefect_server import free_port
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import Artifact, FlowRun
 
 pytestmark = pytest.mark.slow
 SLUG = "sample-city-utilities"
@@ -79,7 +83,7 @@ def test_prefect_yaml_deploys_and_a_worker_runs_it(tmp_path: Path, biller_toml: 
             f"worker run {time.monotonic() - t1:.1f} s"
         )
 
-        async def read() -> tuple[list, list]:
+        async def read() -> tuple[list[FlowRun], list[Artifact]]:
             from prefect.client.orchestration import PrefectClient
             from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
@@ -102,7 +106,9 @@ def test_prefect_yaml_deploys_and_a_worker_runs_it(tmp_path: Path, biller_toml: 
 
         # the schedule (07:00 America/Denver) also put future runs on the server: still Scheduled
         scheduled = [r for r in runs if r.state is not None and r.state.is_scheduled()]
-        assert scheduled and all(r.expected_start_time.hour in (13, 14) for r in scheduled)  # 07:00 MST/MDT
+        assert scheduled and all(
+            r.expected_start_time is not None and r.expected_start_time.hour in (13, 14) for r in scheduled
+        )  # 07:00 MST/MDT
         (run,) = [r for r in runs if r not in scheduled]
         assert run.state is not None and run.state.is_completed(), run.state
         assert run.name.startswith(f"payments-inbox/{SLUG}/")

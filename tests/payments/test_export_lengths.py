@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+import sqlalchemy as sa
 
 from caselle_ic.config.model import load_config
 from caselle_ic.payments.export import read_payment_export
@@ -52,4 +53,6 @@ def test_the_schema_limits_are_the_ledger_column_lengths():
     assert declared == LIMITS
     table = ledger.metadata.tables["payments"]
     for name, limit in declared.items():
-        assert table.c[name].type.length == limit
+        column_type = table.c[name].type
+        assert isinstance(column_type, sa.String)
+        assert column_type.length == limit

@@ -273,6 +273,7 @@ def test_combined_file_named_after_setting_64(tmp_path, make_cfg):
 def test_combined_file_needs_setting_64(tmp_path, make_cfg):
     with pytest.raises(ConfigError) as err:
         write_lockbox_files(two_code_frame(), tmp_path, RUN_DAY, make_cfg(s64=UNSET, combine=True))
+    assert err.value.setting is not None
     assert err.value.setting.startswith("setting 64")
     assert os.listdir(tmp_path) == []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -340,6 +341,7 @@ def test_missing_fallback_needed_is_config_error_naming_it(make_cfg):
     assert resolve_one(codes, 2, 42).payment_code == 777  # not needed: fine
     with pytest.raises(ConfigError) as err:
         resolve_one(codes, 2, 7)
+    assert err.value.setting is not None
     assert err.value.setting.startswith("setting 65")
     assert "is not set" in str(err.value)
     frame = pd.DataFrame({"payment_type_id": [2, 2], "invoice_type_id": pd.array([42, 7], dtype="Int64")})
@@ -361,6 +363,7 @@ def test_malformed_fallback_is_config_error_when_used(make_cfg, text):
     assert resolve_one(codes, 2).code_rule == "fallback 65"  # 65 is fine; 64 not used
     with pytest.raises(ConfigError) as err:
         resolve_one(codes, 1)
+    assert err.value.setting is not None
     assert err.value.setting.startswith("setting 64")
     assert repr(text) in str(err.value)
 
@@ -499,7 +502,9 @@ _payment = st.tuples(
 )
 
 
-def _config(entries: list[dict], fb64: tuple[int, int, int], fb65: tuple[int, int, int]) -> PaymentCodeConfig:
+def _config(
+    entries: list[dict[str, Any]], fb64: tuple[int, int, int], fb65: tuple[int, int, int]
+) -> PaymentCodeConfig:
     from caselle_ic.payments.codes import parse_setting_131
 
     parsed, state, warnings = parse_setting_131(json.dumps({"PaymentSettings": entries}))
@@ -514,7 +519,9 @@ def _config(entries: list[dict], fb64: tuple[int, int, int], fb65: tuple[int, in
     )
 
 
-def _oracle(entries: tuple[CodeEntry, ...], p: tuple) -> CodeEntry | None:
+def _oracle(
+    entries: tuple[CodeEntry, ...], p: tuple[int, int | None, str | None, str | None]
+) -> CodeEntry | None:
     """Rules 1-3 written out independently: filter, then sort by (specificity desc, order)."""
     ptype, itype, card, obd = p
     own = [e for e in entries if e.payment_type == ptype]

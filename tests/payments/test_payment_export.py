@@ -12,7 +12,7 @@ import pytest
 
 from caselle_ic.config.model import load_config
 from caselle_ic.errors import InputError
-from caselle_ic.payments.export import read_payment_export
+from caselle_ic.payments.export import PaymentExport, read_payment_export
 from caselle_ic.schemas.payments import column_names, export_columns
 from tests.conftest import SAMPLES
 from tests.payments.paykit import make_cfg  # noqa: F401  (a fixture)
@@ -37,7 +37,7 @@ GOOD = {
 }
 
 
-def write_export(tmp_path: Path, rows: list[dict], name: str = "export.csv", header=None) -> Path:
+def write_export(tmp_path: Path, rows: list[dict[str, str]], name: str = "export.csv", header=None) -> Path:
     buf = io.StringIO()
     cols = header or column_names()
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\r\n", extrasaction="ignore")
@@ -49,7 +49,7 @@ def write_export(tmp_path: Path, rows: list[dict], name: str = "export.csv", hea
     return path
 
 
-def row(**changes: str) -> dict:
+def row(**changes: str) -> dict[str, str]:
     return {**GOOD, **changes}
 
 
@@ -57,14 +57,15 @@ def row(**changes: str) -> dict:
 def read(tmp_path, make_cfg):
     cfg = make_cfg()
 
-    def go(*rows: dict):
+    def go(*rows: dict[str, str]):
         return read_payment_export(write_export(tmp_path, list(rows)), cfg)
 
     return go
 
 
-def reasons(export) -> list[str]:
-    return export.quarantined["reason"].tolist()
+def reasons(export: PaymentExport) -> list[str]:
+    found: list[str] = export.quarantined["reason"].tolist()
+    return found
 
 
 # -- schema as data ----------------------------------------------------------------------------

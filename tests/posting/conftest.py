@@ -17,7 +17,7 @@ from tests.conftest import EmulatorPool, write_seed_extract
 @pytest.fixture
 def emu(emulator_pool: EmulatorPool, tmp_path_factory: pytest.TempPathFactory) -> EmulatorProcess:
     seed = write_seed_extract(tmp_path_factory.mktemp("seed") / "statements.csv")
-    return emulator_pool.get(seed)  # type: ignore[no-any-return]
+    return emulator_pool.get(seed)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from caselle_ic.emulator.process import EmulatorProcess
 from tests.posting.postkit import assert_exactly_once, dp, lb, write_export
 
 
-async def _read(flow_run_id):  # type: ignore[no-untyped-def]
+async def _read(flow_run_id):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,

@@ -28,7 +28,9 @@ NOW = "2026-11-03T07:00:00"
 SLOW = {"CASELLE_IC_POST_BATCH": "10", "CASELLE_IC_POST_WORKERS": "2", "CASELLE_IC_SETTLE_GRACE": "1"}
 
 
-def payments_cli(export: Path, cfg: Path, out: Path, ledger: str, now: str = NOW, **env: str):
+def payments_cli(
+    export: Path, cfg: Path, out: Path, ledger: str, now: str = NOW, **env: str
+) -> subprocess.CompletedProcess[str]:
     return run_cli(
         "payments",
         str(export),
