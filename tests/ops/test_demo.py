@@ -1,4 +1,4 @@
-"""The demo: its work directory rules now; the full run once the pipelines are merged.
+"""The demo: its work directory rules, and the whole run through a real Prefect server.
 
 The end-to-end test starts a real Prefect server (a free port, a temporary PREFECT_HOME),
 runs ``run_demo`` through it — the emulator, the inbox pickups as Prefect flows with the
@@ -9,7 +9,6 @@ the runs completed and left their artifacts.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,17 +22,6 @@ from .conftest import SAMPLES
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
-
-MERGED = all(
-    importlib.util.find_spec(m) is not None
-    for m in (
-        "caselle_ic.invoices.pipeline",
-        "caselle_ic.payments.pipeline",
-        "caselle_ic.sync.paperless",
-        "caselle_ic.sync.balance",
-        "caselle_ic.emulator.process",
-    )
-)
 
 
 def test_workdir_is_made_cleared_and_foreign_dirs_are_refused(tmp_path: Path) -> None:
@@ -62,7 +50,6 @@ def test_samples_are_staged_under_names_the_inbox_routes(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not MERGED, reason="needs the invoice, payment, paperless and balance pipelines (merge)")
 def test_demo_end_to_end_through_a_real_prefect_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -256,15 +256,8 @@ def test_shared_ledger_goes_to_the_inbox_deployments_without_a_password() -> Non
         plan([SAMPLES / "biller.toml"], ledger_url="postgresql+psycopg://caselle:s3cret@db/caselle")
 
 
-SERVE_READY = all(
-    __import__("importlib").util.find_spec(m) is not None
-    for m in ("caselle_ic.flows.invoices", "caselle_ic.flows.balance")
-)
-
-
 @pytest.mark.prefect
 @pytest.mark.slow
-@pytest.mark.skipif(not SERVE_READY, reason="needs flows.invoices and flows.balance (merge)")
 def test_caselle_ic_serve_registers_every_deployment(prefect_harness: None, biller_toml: Path) -> None:
     """`caselle-ic serve` as a user runs it, against the test server; stopped with SIGTERM."""
     import signal
