@@ -28,23 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from caselle_ic.schemas.payments import column_names  # noqa: E402 - after the path
+
 DAY = "2026-11-02"
 BILLER_GUID = "5009a105-933f-4e03-98f7-84b417d55d9f"  # the sample biller's (its ledger key)
 NS = uuid.UUID("6a0c54f2-3f8e-4f7b-9d0b-6c1f2b0a7e33")
-COLUMNS = [
-    "payment_guid",
-    "transaction_type",
-    "original_payment_guid",
-    "payment_date",
-    "account_number",
-    "customer_name",
-    "invoice_number",
-    "invoice_type_id",
-    "payment_type_id",
-    "card_vendor",
-    "obd_vendor",
-    "amount",
-]
+COLUMNS = column_names()  # the export's columns as schemas/payment_export.csv lists them
 
 
 def payment(i: int) -> dict[str, object]:

@@ -147,7 +147,8 @@ class EmulatorPool:
     test that stopped its emulator (or left it dead) gets a new process next time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, seeds: Path) -> None:
+        self._seeds = seeds  # the pool outlives each test's tmp_path: seeds are copied here
         self._procs: dict[str, EmulatorProcess] = {}
 
     def get(self, seed: Path) -> EmulatorProcess:
@@ -160,13 +161,10 @@ class EmulatorPool:
             return emu
         if emu is not None:
             emu.__exit__(None, None, None)
-        # the pool outlives the test's tmp_path: keep the seed beside the process's files
-        emu = EmulatorProcess(seed=seed)
-        kept = emu._tmp / "seed.csv"
+        kept = self._seeds / f"{key}.csv"
         shutil.copyfile(seed, kept)
-        emu.seed = kept
+        emu = self._procs[key] = EmulatorProcess(seed=kept)
         emu.start()
-        self._procs[key] = emu
         return emu
 
     def close(self) -> None:
@@ -175,18 +173,16 @@ class EmulatorPool:
 
 
 @pytest.fixture(scope="session")
-def emulator_pool() -> Iterator[EmulatorPool]:
-    pool = EmulatorPool()
+def emulator_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorPool]:
+    pool = EmulatorPool(tmp_path_factory.mktemp("emulator-seeds"))
     yield pool
     pool.close()
 
 
 @pytest.fixture
-def emulator(emulator_pool: EmulatorPool, tmp_path_factory: pytest.TempPathFactory) -> EmulatorProcess:
-    seed = SAMPLES / "statements.csv"
-    if not seed.is_file():
-        seed = write_seed_extract(tmp_path_factory.mktemp("seed") / "statements.csv")
-    return emulator_pool.get(seed)
+def emulator(emulator_pool: EmulatorPool) -> EmulatorProcess:
+    """The emulator seeded with data/samples/statements.csv (the sample biller's accounts)."""
+    return emulator_pool.get(SAMPLES / "statements.csv")
 
 
 @pytest.fixture

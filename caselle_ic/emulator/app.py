@@ -493,7 +493,9 @@ class EmulatorApp:
         self._secret = secret.encode()
         self._lock = threading.Lock()
         # what POST /_admin/reset returns to: the customers seeded and the faults started with
-        self._start = (token_ttl, list(seed or []), dict(faults or {}))
+        self._start_token_ttl = token_ttl
+        self._start_seed = list(seed or [])
+        self._start_faults = dict(faults or {})
         self._fresh_state()
         self.schema = build_schema(sdl)
         self.graphql = GraphQL(
@@ -508,9 +510,8 @@ class EmulatorApp:
         )
 
     def _fresh_state(self) -> None:
-        token_ttl, _, faults = self._start
-        self.faults = Faults(token_ttl=token_ttl)
-        self.faults.update(faults)
+        self.faults = Faults(token_ttl=self._start_token_ttl)
+        self.faults.update(self._start_faults)
         with self._lock:
             self._tokens: dict[str, float] = {}  # token -> expiry (time.time())
         self.requests = RequestLog()  # GET /_admin/requests: what was asked (audit: no mutation)
@@ -532,7 +533,7 @@ class EmulatorApp:
     def reset(self) -> None:
         """As if the process had just started on a new database: tests reuse one process
         (starting one costs ~1 s of CPU) and reset it between tests."""
-        self.store.reset(self._start[1])
+        self.store.reset(self._start_seed)
         self._fresh_state()
 
     # -- auth --------------------------------------------------------------------------

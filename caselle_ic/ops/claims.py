@@ -27,8 +27,6 @@ import sqlalchemy as sa
 
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import UsageError
-
-# Only names that stay importable from ops.inbox when InboxStore moves into store/.
 from caselle_ic.ops.inbox import sha256_file
 from caselle_ic.store.inbox_claims import (
     DEFAULT_STALE_AFTER_SECONDS,

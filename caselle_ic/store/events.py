@@ -50,6 +50,8 @@ def _plain(value: Any) -> Any:
 
 
 _PLAIN_TYPES = (str, int)  # bool is an int: all three are written as they are
+#: the keys arrive sorted: the same text as ``json.dumps(..., sort_keys=True)``, cheaper
+_dumps = json.JSONEncoder(default=str).encode
 
 
 def event(guid: Any, kind: str, state: str | None = None, **detail: Any) -> dict[str, Any]:
@@ -62,10 +64,6 @@ def event(guid: Any, kind: str, state: str | None = None, **detail: Any) -> dict
         "state": state,
         "detail": _dumps({k: v for k, v in clean.items() if v is not None}),
     }
-
-
-#: the keys arrive sorted: the same text as ``json.dumps(..., sort_keys=True)``, cheaper
-_dumps = json.JSONEncoder(default=str).encode
 
 
 def from_update(update: Mapping[str, Any]) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def _utc_in(seconds: float) -> str:
     return utc_text(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -136,7 +136,7 @@ class PaymentBook:
         if not rest:
             return alive
         now = utc_text()
-        for chunk in _chunks(rest, _IN_CHUNK):
+        for chunk in chunks(rest, _IN_CHUNK):
             for row in conn.execute(sa.select(run_leases).where(run_leases.c.run_id.in_(chunk))).mappings():
                 if row["lease_until"] < now:
                     continue
@@ -183,7 +183,7 @@ class PaymentBook:
         dicts = frames.records_of(rows)
         stmt = self.ledger._insert_ignore(payments, ("biller", "payment_guid"))
         with self.ledger.begin() as conn:
-            for chunk in _chunks(dicts, 2000):
+            for chunk in chunks(dicts, 2000):
                 conn.execute(stmt, list(chunk))
             history.record(
                 conn,
@@ -269,7 +269,7 @@ class PaymentBook:
         guids = list(conn.execute(q).scalars())
         out: list[dict[str, Any]] = []
         now = utc_text()
-        for chunk in _chunks(guids, _IN_CHUNK):
+        for chunk in chunks(guids, _IN_CHUNK):
             stmt = (
                 payments.update()
                 .where(payments.c.biller == self.biller, payments.c.payment_guid.in_(chunk), *where)
@@ -354,7 +354,7 @@ class PaymentBook:
         wanted = sorted(set(guids))
         out: dict[str, dict[str, Any]] = {}
         with self.ledger.begin() as conn:
-            for chunk in _chunks(wanted, _IN_CHUNK):
+            for chunk in chunks(wanted, _IN_CHUNK):
                 for r in conn.execute(
                     sa.select(payments).where(
                         payments.c.biller == self.biller, payments.c.payment_guid.in_(chunk)
@@ -368,7 +368,7 @@ class PaymentBook:
         wanted = sorted(set(originals))
         out: dict[str, list[dict[str, Any]]] = {}
         with self.ledger.begin() as conn:
-            for chunk in _chunks(wanted, _IN_CHUNK):
+            for chunk in chunks(wanted, _IN_CHUNK):
                 for r in conn.execute(
                     sa.select(payments).where(
                         payments.c.biller == self.biller,
@@ -468,7 +468,7 @@ class PaymentBook:
             guids = list(conn.execute(q).scalars())
             out: list[dict[str, Any]] = []
             now = utc_text()
-            for chunk in _chunks(guids, _IN_CHUNK):
+            for chunk in chunks(guids, _IN_CHUNK):
                 stmt = (
                     payments.update()
                     .where(payments.c.payment_guid.in_(chunk), *where)
@@ -632,7 +632,7 @@ class PaymentBook:
         parts: list[pd.DataFrame] = []
         wanted = sorted(set(guids))
         with self.ledger.begin() as conn:
-            for chunk in _chunks(wanted, _IN_CHUNK):
+            for chunk in chunks(wanted, _IN_CHUNK):
                 result = conn.execute(
                     sa.select(*cols).where(
                         payments.c.biller == self.biller, payments.c.payment_guid.in_(chunk)
@@ -654,4 +654,4 @@ class PaymentBook:
             return pd.DataFrame(result.all(), columns=list(result.keys()))
 
 
-__all__ = ["PaymentBook", "process_start"]
+__all__ = ["PaymentBook", "chunks", "process_start"]

@@ -19,23 +19,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from caselle_ic.schemas.payments import column_names
 from tests.conftest import VENV_BIN
 
 NS = uuid.UUID("0f2b6c1e-4d59-4c1f-9a57-3a3c0c0d5e11")
-COLUMNS = (
-    "payment_guid",
-    "transaction_type",
-    "original_payment_guid",
-    "payment_date",
-    "account_number",
-    "customer_name",
-    "invoice_number",
-    "invoice_type_id",
-    "payment_type_id",
-    "card_vendor",
-    "obd_vendor",
-    "amount",
-)
+COLUMNS = column_names()  # the export's columns as schemas/payment_export.csv lists them
 
 
 def guid(tag: str) -> str:

@@ -14,7 +14,7 @@ from caselle_ic.errors import CaselleAPIError, ConfigError, FatalAPIError, Retri
 from caselle_ic.failpoints import failpoint
 from caselle_ic.payments.posting.base import RunBase, _in_doubt, _posted, _set, _unsettled, server_finished
 from caselle_ic.store.payment_rows import PENDING, POSTED, REJECTED, UNKNOWN, RowUpdate
-from caselle_ic.store.payments import _chunks
+from caselle_ic.store.payments import chunks
 from caselle_ic.tabular.values import cents_to_decimal
 
 
@@ -26,7 +26,7 @@ class DataPump(RunBase):
         (``pending``: safe to send again — or, while the request may still be on its way,
         held and asked again later), or the query failed (``unknown``)."""
         updates: list[RowUpdate] = []
-        for chunk in _chunks(list(rows), self.options.batch_size):
+        for chunk in chunks(list(rows), self.options.batch_size):
             try:
                 # the payment itself, so every receipt listed is checked against it (13.1)
                 asked = [receipt_input(r, self.cfg.allocate_to_invoice) for r in chunk]
