@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow
 import pyarrow.compute as pc
 
+from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, frame_rules
 from caselle_ic.tabular.values import extract_groups, parse_cents
 
@@ -186,16 +187,20 @@ def prepare(norm: pd.DataFrame) -> pd.DataFrame:
     that needs parsing is parsed once here (``_amount_cents``, ``_amount_bad``,
     ``_payment_date_wall``, ``_payment_date_offset``, ``_payment_date_bad``), and
     payment_guid uniqueness over the whole file (``_dup_identical``, ``_dup_conflict``)."""
-    helpers: dict[str, pd.Series] = {}
+    # the parsers are independent column work: they run side by side (Arrow and numpy
+    # kernels release the GIL)
+    jobs: list[tuple[tuple[str, ...], Callable[[], tuple[pd.Series, ...]]]] = []
     for spec in export_columns():
-        n = spec.name
+        n, values = spec.name, norm[spec.name]
         if spec.kind == "amount":
-            cents, bad = parse_cents(norm[n])
-            helpers[f"_{n}_cents"], helpers[_bad(n)] = cents, bad
+            jobs.append(((f"_{n}_cents", _bad(n)), functools.partial(parse_cents, values)))
         elif spec.kind == "datetime":
-            wall, offset, bad = split_iso_datetime(norm[n])
-            helpers[f"_{n}_wall"], helpers[f"_{n}_offset"], helpers[_bad(n)] = wall, offset, bad
-    helpers["_dup_identical"], helpers["_dup_conflict"] = duplicate_flags(norm)
+            names = (f"_{n}_wall", f"_{n}_offset", _bad(n))
+            jobs.append((names, functools.partial(split_iso_datetime, values)))
+    jobs.append((("_dup_identical", "_dup_conflict"), functools.partial(duplicate_flags, norm)))
+    helpers: dict[str, pd.Series] = {}
+    for (made, _), parts in zip(jobs, column_map(lambda job: job[1](), jobs), strict=True):
+        helpers.update(zip(made, parts, strict=True))
     return norm.assign(**helpers)
 
 

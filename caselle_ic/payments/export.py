@@ -36,7 +36,9 @@ from caselle_ic.schemas.payments import (
 )
 from caselle_ic.tabular.csvin import LINE, read_text_csv
 from caselle_ic.tabular.output import REASON
+from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.rules import failure_cases
+from caselle_ic.tabular.values import arrow_strings, string_series, trimmed
 
 UPPER = ("transaction_type", "card_vendor", "obd_vendor")
 LOWER = ("payment_guid", "original_payment_guid")
@@ -61,25 +63,40 @@ class PaymentExport:
         return self.valid[self.valid["transaction_type"] != "PAYMENT"]
 
 
-def _strip_type_id(s: pd.Series) -> pd.Series:
-    """``" 07 "`` -> ``"7"``, ``"0"`` -> ``"0"``; other text stays (it fails validation)."""
-    stripped = s.str.lstrip("0")
-    return stripped.where(~((stripped == "") & (s != "")), "0")
+def _ascii(values: pa.ChunkedArray) -> bool:
+    return all(
+        chunk.buffers()[2] is None or np.frombuffer(chunk.buffers()[2], dtype=np.uint8).max(initial=0) < 0x80
+        for chunk in values.chunks
+        if len(chunk)
+    )
+
+
+def _strip_type_id(s: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``"07"`` -> ``"7"``, ``"0"`` -> ``"0"``; other text stays (it fails validation)."""
+    stripped = pc.utf8_ltrim(s, characters="0")
+    return pc.if_else(pc.and_(pc.equal(stripped, ""), pc.not_equal(s, "")), "0", stripped)
+
+
+def _normalized(column: str, s: pd.Series) -> pd.Series:
+    # Arrow kernels on the whole column (they release the GIL: columns run side by side);
+    # the same functions pandas' ``.str`` methods call on Arrow strings, without the copies
+    text = arrow_strings(s)
+    text = trimmed(text.fill_null("") if text.null_count else text)
+    if column in UPPER:
+        text = pc.utf8_upper(text)
+    elif column in LOWER:
+        # ASCII-only (every valid GUID): the same result, a tenth of the work
+        text = pc.ascii_lower(text) if _ascii(text) else pc.utf8_lower(text)
+    elif column in ("payment_type_id", "invoice_type_id"):
+        text = _strip_type_id(text)
+    return string_series(text, s.index)
 
 
 def normalize_export(raw: pd.DataFrame) -> pd.DataFrame:
     """Stripped text; enums upper-case; GUIDs lower-case; ``01`` -> ``1`` for type IDs."""
-    out = pd.DataFrame(index=raw.index)
-    for c in column_names():
-        s = raw[c].astype("string").fillna("").str.strip()
-        if c in UPPER:
-            s = s.str.upper()
-        elif c in LOWER:
-            s = s.str.lower()
-        elif c in ("payment_type_id", "invoice_type_id"):
-            s = _strip_type_id(s)
-        out[c] = s
-    return out
+    names = column_names()
+    columns = column_map(lambda c: _normalized(c, raw[c]), names)
+    return pd.DataFrame(dict(zip(names, columns, strict=True)), index=raw.index, copy=False)
 
 
 def local_wall_time(wall: pd.Series, offset: pd.Series, tz: str) -> pd.Series:

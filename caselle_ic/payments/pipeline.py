@@ -51,6 +51,7 @@ from caselle_ic.store.ledger import biller_key, ledger_url_for, open_ledger
 from caselle_ic.store.payment_rows import ROUTE, TERMINAL, PaymentState
 from caselle_ic.tabular.csvin import LINE
 from caselle_ic.tabular.output import REASON, write_rejects
+from caselle_ic.tabular.parallel import set_threads
 from caselle_ic.tabular.values import cents_to_str
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ def run_daily_payments(
     wrap = step or _identity
     cfg = config if isinstance(config, BillerConfig) else load_config(config)
     run_date = resolve_now(now, cfg.tz).date()
+    set_threads(cfg.performance.threads)
     export_path, out = Path(export), Path(out_dir)
     opts = options or PostingOptions.from_settings(cfg.posting)
     check_outputs(out)

@@ -83,7 +83,7 @@ def empty_strings(n: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(b""))
 
 
-def _trimmed(values: pa.ChunkedArray) -> pa.ChunkedArray:
+def trimmed(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """Values with surrounding whitespace removed; no copy when no byte of the column can
     be whitespace (all bytes printable ASCII other than space: amounts and dates)."""
     for chunk in values.chunks:
@@ -120,7 +120,7 @@ def _by_distinct(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``parse`` (Arrow strings -> values, bad) once per distinct value and map the
     results back: a cycle repeats its dates and many of its amounts on every line."""
-    arr = _trimmed(arrow_strings(s)).combine_chunks()
+    arr = trimmed(arrow_strings(s)).combine_chunks()
     n = len(arr)
     if n <= 1000:
         return parse(arr)
