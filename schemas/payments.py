@@ -212,11 +212,13 @@ def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     arr = pyarrow.array(guid, type=pyarrow.large_string())
     counts = pc.value_counts(arr)
     twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    identical_later = np.zeros(len(norm), dtype=bool)
+    conflict = np.zeros(len(norm), dtype=bool)
+    if len(twice) == 0:  # the usual export: no GUID repeats, no second pass over them
+        return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
     repeated = pc.is_in(arr, value_set=twice).to_numpy(zero_copy_only=False) & (guid != "").to_numpy(
         dtype=bool
     )
-    identical_later = np.zeros(len(norm), dtype=bool)
-    conflict = np.zeros(len(norm), dtype=bool)
     if repeated.any():
         sub = norm.loc[repeated, column_names()]
         row_hash = pd.util.hash_pandas_object(sub, index=False)
