@@ -1,5 +1,6 @@
 """The root of the fixture tree: what every test shares.
 
+* The environment is isolated per test (``isolated_environ``, autouse): see below.
 * The xdist grouping and ordering hooks (``--dist loadgroup``), and the check that the
   groups survived collection.
 * ``prefect_harness``: one Prefect test server per session (it takes ~13 s to start).
@@ -15,9 +16,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from caselle_ic.emulator.process import CONFIG_SECRET_ENVS
+from caselle_ic.env import VARS
 
 pytest_plugins = ["tests.fixtures.emulators", "tests.fixtures.ledgers"]
 
@@ -25,9 +30,65 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 VENV_BIN = Path(sys.executable).parent
 
+# -- the environment -------------------------------------------------------------------------
+#: Knobs of the test run itself, read by tests/fixtures/ledgers.py (not by caselle-ic): kept.
+TEST_RUN_VARS = frozenset({"CASELLE_IC_PG_ADMIN", "CASELLE_IC_PG_DB", "CASELLE_IC_REQUIRE_POSTGRES"})
+#: Variables that change what caselle-ic or Prefect does, removed from the environment of the
+#: whole run (and again at the start of each test) so a developer's shell cannot change a
+#: result: every variable caselle-ic reads (caselle_ic/env.py), any other CASELLE_IC_* but
+#: the test run's own knobs (tests/fixtures/ledgers.py), the secrets the sample biller reads,
+#: and the Prefect server to talk to (CLI tests run the direct path unless they opt in).
+SCRUBBED = frozenset(
+    {v.name for v in VARS}
+    | set(CONFIG_SECRET_ENVS)
+    | {"PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"}
+)
+
+
+def scrubbed(name: str) -> bool:
+    return name in SCRUBBED or (name.startswith("CASELLE_IC_") and name not in TEST_RUN_VARS)
+
+
+#: The scrubbed variables as the shell that started pytest exported them.
+INHERITED = {name: value for name, value in os.environ.items() if scrubbed(name)}
+
+
+def drop_inherited() -> None:
+    for name, value in INHERITED.items():
+        if os.environ.get(name) == value:
+            del os.environ[name]
+
+
+# For the whole run, before Prefect is imported (its settings are read from the environment):
+# session fixtures and the processes they start (emulators, Prefect servers) inherit none.
+drop_inherited()
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
-os.environ.pop("PREFECT_API_URL", None)  # CLI tests run the direct path unless they opt in
+
+
+@pytest.fixture(autouse=True)
+def isolated_environ() -> Iterator[None]:
+    """Each test starts without the shell's values of the scrubbed variables and leaves
+    ``os.environ`` as it found it, however it changed it (``monkeypatch``, a direct
+    assignment, code under test such as ``caselle-ic demo``, which exports the emulator's
+    secrets).
+
+    Session- and module-scoped fixtures are set up before this function-scoped one (unless
+    fetched with ``request.getfixturevalue``), so what they export for their tests, e.g. the
+    alert tests' emulator secrets, is in the snapshot and stays. Prefect's settings context
+    (``prefect_harness``, ``temporary_settings``) is not the environment and is untouched.
+    tests/core/test_isolation.py shows both halves.
+    """
+    saved = dict(os.environ)
+    drop_inherited()
+    try:
+        yield
+    finally:
+        for name in [n for n in os.environ if n not in saved]:
+            del os.environ[name]
+        for name, value in saved.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
