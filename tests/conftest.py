@@ -1,36 +1,94 @@
-"""Shared fixtures. Area-specific fixtures live beside their tests.
+"""The root of the fixture tree: what every test shares.
 
+* The environment is isolated per test (``isolated_environ``, autouse): see below.
+* The xdist grouping and ordering hooks (``--dist loadgroup``), and the check that the
+  groups survived collection.
 * ``prefect_harness``: one Prefect test server per session (it takes ~13 s to start).
-* ``pg_url``: a real PostgreSQL database on 127.0.0.1:5432 (created if missing). When
-  the server is not reachable the PostgreSQL tests are skipped, unless
-  ``CASELLE_IC_REQUIRE_POSTGRES=1`` (set by .ci/run), where they fail.
+* ``run_cli``: the installed ``caselle-ic`` console script, as a user runs it.
+* The emulator and ledger fixtures are defined once, in :mod:`tests.fixtures.emulators`
+  and :mod:`tests.fixtures.ledgers`, loaded here as plugins.
+
+Area conftests (``tests/<area>/conftest.py``) hold only what that area alone uses.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from caselle_ic.emulator.process import EmulatorProcess
+from caselle_ic.emulator.process import CONFIG_SECRET_ENVS
+from caselle_ic.env import VARS
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
-os.environ.pop("PREFECT_API_URL", None)  # CLI tests run the direct path unless they opt in
+pytest_plugins = ["tests.fixtures.emulators", "tests.fixtures.ledgers"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 VENV_BIN = Path(sys.executable).parent
-PG_ADMIN_URL = os.environ.get("CASELLE_IC_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-PG_TEST_DB = os.environ.get("CASELLE_IC_PG_DB", "caselle_ic_test")
+
+# -- the environment -------------------------------------------------------------------------
+#: Knobs of the test run itself, read by tests/fixtures/ledgers.py (not by caselle-ic): kept.
+TEST_RUN_VARS = frozenset({"CASELLE_IC_PG_ADMIN", "CASELLE_IC_PG_DB", "CASELLE_IC_REQUIRE_POSTGRES"})
+#: Variables that change what caselle-ic or Prefect does, removed from the environment of the
+#: whole run (and again at the start of each test) so a developer's shell cannot change a
+#: result: every variable caselle-ic reads (caselle_ic/env.py), any other CASELLE_IC_* but
+#: the test run's own knobs (tests/fixtures/ledgers.py), the secrets the sample biller reads,
+#: and the Prefect server to talk to (CLI tests run the direct path unless they opt in).
+SCRUBBED = frozenset(
+    {v.name for v in VARS}
+    | set(CONFIG_SECRET_ENVS)
+    | {"PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"}
+)
+
+
+def scrubbed(name: str) -> bool:
+    return name in SCRUBBED or (name.startswith("CASELLE_IC_") and name not in TEST_RUN_VARS)
+
+
+#: The scrubbed variables as the shell that started pytest exported them.
+INHERITED = {name: value for name, value in os.environ.items() if scrubbed(name)}
+
+
+def drop_inherited() -> None:
+    for name, value in INHERITED.items():
+        if os.environ.get(name) == value:
+            del os.environ[name]
+
+
+# For the whole run, before Prefect is imported (its settings are read from the environment):
+# session fixtures and the processes they start (emulators, Prefect servers) inherit none.
+drop_inherited()
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+
+
+@pytest.fixture(autouse=True)
+def isolated_environ() -> Iterator[None]:
+    """Each test starts without the shell's values of the scrubbed variables and leaves
+    ``os.environ`` as it found it, however it changed it (``monkeypatch``, a direct
+    assignment, code under test such as ``caselle-ic demo``, which exports the emulator's
+    secrets).
+
+    Session- and module-scoped fixtures are set up before this function-scoped one (unless
+    fetched with ``request.getfixturevalue``), so what they export for their tests, e.g. the
+    alert tests' emulator secrets, is in the snapshot and stays. Prefect's settings context
+    (``prefect_harness``, ``temporary_settings``) is not the environment and is untouched.
+    tests/core/test_isolation.py shows both halves.
+    """
+    saved = dict(os.environ)
+    drop_inherited()
+    try:
+        yield
+    finally:
+        for name in [n for n in os.environ if n not in saved]:
+            del os.environ[name]
+        for name, value in saved.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -85,26 +143,6 @@ def prefect_harness():
         yield
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    import sqlalchemy as sa
-
-    try:
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            exists = conn.execute(
-                sa.text("select 1 from pg_database where datname = :d"), {"d": PG_TEST_DB}
-            ).scalar()
-            if not exists:
-                conn.execute(sa.text(f'create database "{PG_TEST_DB}"'))
-        admin.dispose()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        if os.environ.get("CASELLE_IC_REQUIRE_POSTGRES") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_TEST_DB
-
-
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
@@ -118,76 +156,3 @@ def run_cli(
         env=full_env,
         timeout=timeout,
     )
-
-
-# -- Caselle Connect emulator (issue 3) ------------------------------------------------
-# ``emulator``: a real ``caselle-ic emulator`` process on a free port with a fresh SQLite
-# file and a random secret (~0.6 s to start). Seeded from data/samples/statements.csv when
-# it exists, else from a generated extract of the 50 sample accounts 001001..001050.
-# ``emulator_config``: a biller TOML pointing at it, with the secret env vars set.
-
-
-def write_seed_extract(path: Path, accounts: range = range(1001, 1051)) -> Path:
-    """A minimal statement extract (SPEC §2.1 columns) for the given customer numbers.
-
-    Balances are deterministic: customer n owes ``n % 500`` dollars and ``n % 100`` cents.
-    """
-    lines = ["Acct No,Customer Name,statement_date,due_date,customer_balance,last_statement_balance"]
-    for n in accounts:
-        lines.append(f"{n:06d},Customer {n},06/01/2025,06/20/2025,{n % 500}.{n % 100:02d},0.00")
-    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
-    return path
-
-
-class EmulatorPool:
-    """One emulator process per seed content for the whole worker, reset before each test.
-
-    Starting a process costs ~1 s of CPU and ~200 tests use one; ``POST /_admin/reset``
-    gives each test a new database with the same seed, no faults and zeroed counters. A
-    test that stopped its emulator (or left it dead) gets a new process next time.
-    """
-
-    def __init__(self, seeds: Path) -> None:
-        self._seeds = seeds  # the pool outlives each test's tmp_path: seeds are copied here
-        self._procs: dict[str, EmulatorProcess] = {}
-
-    def get(self, seed: Path) -> EmulatorProcess:
-        from caselle_ic.emulator.process import EmulatorProcess
-
-        key = hashlib.sha256(seed.read_bytes()).hexdigest()
-        emu = self._procs.get(key)
-        if emu is not None and emu.running:
-            emu.reset()
-            return emu
-        if emu is not None:
-            emu.__exit__(None, None, None)
-        kept = self._seeds / f"{key}.csv"
-        shutil.copyfile(seed, kept)
-        emu = self._procs[key] = EmulatorProcess(seed=kept)
-        emu.start()
-        return emu
-
-    def close(self) -> None:
-        for emu in self._procs.values():
-            emu.__exit__(None, None, None)
-
-
-@pytest.fixture(scope="session")
-def emulator_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorPool]:
-    pool = EmulatorPool(tmp_path_factory.mktemp("emulator-seeds"))
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def emulator(emulator_pool: EmulatorPool) -> EmulatorProcess:
-    """The emulator seeded with data/samples/statements.csv (the sample biller's accounts)."""
-    return emulator_pool.get(SAMPLES / "statements.csv")
-
-
-@pytest.fixture
-def emulator_config(emulator: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The sample biller pointed at ``emulator`` (OAuth), secrets exported for this test."""
-    for key, value in emulator.env().items():
-        monkeypatch.setenv(key, value)
-    return emulator.write_config(tmp_path / "biller" / "biller.toml")

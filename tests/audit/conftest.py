@@ -1,5 +1,5 @@
-"""Fixtures of the audit tests: the posting tests' emulator, biller and ledgers, and a day
-already through the payments run (``posted_day``)."""
+"""Fixtures of the audit tests: a day already through the payments run (``posted_day``), on
+the fifty-accounts emulator and a SQLite ledger (tests/fixtures)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from caselle_ic.emulator.process import EmulatorProcess
 from caselle_ic.payments.pipeline import run_daily_payments
-from tests.posting.conftest import cfg_path, emu, ledger_url, sqlite_ledger  # noqa: F401 - fixtures
 from tests.posting.postkit import dp, lb, reversal, write_export
 
 DAY = "2026-11-02"
@@ -55,5 +54,5 @@ def post_day(emulator: EmulatorProcess, cfg: Path, ledger: str, tmp_path: Path) 
 
 
 @pytest.fixture
-def posted_day(emu: EmulatorProcess, cfg_path: Path, sqlite_ledger: str, tmp_path: Path) -> Day:  # noqa: F811
-    return post_day(emu, cfg_path, sqlite_ledger, tmp_path)
+def posted_day(fifty_emu: EmulatorProcess, fifty_toml: Path, sqlite_ledger: str, tmp_path: Path) -> Day:
+    return post_day(fifty_emu, fifty_toml, sqlite_ledger, tmp_path)

@@ -74,19 +74,19 @@ def test_cannot_run_is_exit_2(posted_day: Day, tmp_path: Path):
 
 
 def test_a_day_killed_and_resumed_under_faults_audits_clean(
-    emu: EmulatorProcess, cfg_path: Path, sqlite_ledger: str, tmp_path: Path
+    fifty_emu: EmulatorProcess, fifty_toml: Path, sqlite_ledger: str, tmp_path: Path
 ):
     export = write_export(tmp_path / "payments-1102.csv", rows_of_day() + [dp(i) for i in range(10, 40)])
     out = tmp_path / "out"
-    args = ("payments", str(export), "--config", str(cfg_path), "--out", str(out), "--now", NOW)
+    args = ("payments", str(export), "--config", str(fifty_toml), "--out", str(out), "--now", NOW)
     r = run_cli(*args, "--ledger", sqlite_ledger, env={**SLOW, FAILPOINT: "post.sent:3"})
     assert r.returncode == -signal.SIGKILL, r.stderr
-    emu.faults(drop_after_commit=2, fail_next=2)  # the resumed run meets lost answers and 500s
+    fifty_emu.faults(drop_after_commit=2, fail_next=2)  # the resumed run meets lost answers and 500s
     r = run_cli(*args, "--ledger", sqlite_ledger, env=SLOW)
     assert r.returncode == 0, r.stderr
-    emu.reset_faults()
-    before = emu.requests()["totals"]["mutation"]
-    r = audit_cli(cfg_path, tmp_path / "audit", sqlite_ledger, "--export", str(export), "--json")
+    fifty_emu.reset_faults()
+    before = fifty_emu.requests()["totals"]["mutation"]
+    r = audit_cli(fifty_toml, tmp_path / "audit", sqlite_ledger, "--export", str(export), "--json")
     assert r.returncode == 0, r.stderr + r.stdout
     assert json.loads(r.stdout)["counts"]["Data Pump payments"] == 40
-    assert emu.requests()["totals"]["mutation"] == before
+    assert fifty_emu.requests()["totals"]["mutation"] == before

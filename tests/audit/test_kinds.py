@@ -35,12 +35,12 @@ def kinds(rows: list[dict[str, str]]) -> list[tuple[str, str, str]]:
 
 
 def test_a_clean_day_reports_nothing_and_sends_no_mutation(
-    emu: EmulatorProcess, cfg_path: Path, ledger_url: str, tmp_path: Path
+    fifty_emu: EmulatorProcess, fifty_toml: Path, ledger_url: str, tmp_path: Path
 ):
-    day = post_day(emu, cfg_path, ledger_url, tmp_path)
-    before = emu.requests()["totals"]
+    day = post_day(fifty_emu, fifty_toml, ledger_url, tmp_path)
+    before = fifty_emu.requests()["totals"]
     result = audit(day)
-    after = emu.requests()["totals"]
+    after = fifty_emu.requests()["totals"]
     assert result.exit_status == 0, result.summary_lines()
     assert found(day) == [] and (day.audit_dir / f"audit-{DAY}.csv").read_bytes() == (
         b"kind,payment_guid,transaction_type,posting_method,account_number,amount,field,expected,found,"
@@ -117,7 +117,11 @@ def test_voided_without_reversal(posted_day: Day):
 
 
 def test_reversal_not_voided(
-    emu: EmulatorProcess, cfg_path: Path, sqlite_ledger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fifty_emu: EmulatorProcess,
+    fifty_toml: Path,
+    sqlite_ledger: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     """The refund's void is lost (Caselle answers 500 to the void and to every settling
     query): the ledger says void_unknown and the original's receipt is still live."""
@@ -125,19 +129,19 @@ def test_reversal_not_voided(
     payments = write_export(tmp_path / "payments-a.csv", [dp(i) for i in range(3)])
     assert (
         run_daily_payments(
-            payments, cfg_path, tmp_path / "out", now=NOW, ledger_url=sqlite_ledger
+            payments, fifty_toml, tmp_path / "out", now=NOW, ledger_url=sqlite_ledger
         ).exit_status
         == 0
     )
     refund = reversal("REFUND", dp(1), day=DAY)
     second = write_export(tmp_path / "payments-b.csv", [refund])
-    emu.faults(fail_next=50)
-    run_daily_payments(second, cfg_path, tmp_path / "out", now=NOW, ledger_url=sqlite_ledger)
-    emu.reset_faults()
+    fifty_emu.faults(fail_next=50)
+    run_daily_payments(second, fifty_toml, tmp_path / "out", now=NOW, ledger_url=sqlite_ledger)
+    fifty_emu.reset_faults()
     result = run_audit(
-        cfg_path, DAY, tmp_path / "audit", ledger_url=sqlite_ledger, exports=[payments, second]
+        fifty_toml, DAY, tmp_path / "audit", ledger_url=sqlite_ledger, exports=[payments, second]
     )
-    rows = found(Day(emu, cfg_path, sqlite_ledger, payments, tmp_path / "out", tmp_path / "audit"))
+    rows = found(Day(fifty_emu, fifty_toml, sqlite_ledger, payments, tmp_path / "out", tmp_path / "audit"))
     assert kinds(rows) == [("reversal_not_voided", refund["payment_guid"], "voided")], result.summary_lines()
     assert rows[0]["expected"] == "true" and rows[0]["found"] == "false"
 
@@ -193,13 +197,13 @@ def test_never_processed(posted_day: Day, tmp_path: Path):
 
 
 def test_every_kind_at_once_on_postgresql(
-    emu: EmulatorProcess, cfg_path: Path, ledger_url: str, tmp_path: Path
+    fifty_emu: EmulatorProcess, fifty_toml: Path, ledger_url: str, tmp_path: Path
 ):
-    day = post_day(emu, cfg_path, ledger_url, tmp_path)
-    emu.receipt_op("delete", day.receipt_of(dp(1)))
-    emu.receipt_op("change", day.receipt_of(dp(2)), amount="1.00")
-    emu.receipt_op("duplicate", day.receipt_of(dp(4)))
-    emu.receipt_op("void", day.receipt_of(dp(5)))
+    day = post_day(fifty_emu, fifty_toml, ledger_url, tmp_path)
+    fifty_emu.receipt_op("delete", day.receipt_of(dp(1)))
+    fifty_emu.receipt_op("change", day.receipt_of(dp(2)), amount="1.00")
+    fifty_emu.receipt_op("duplicate", day.receipt_of(dp(4)))
+    fifty_emu.receipt_op("void", day.receipt_of(dp(5)))
     shutil.copy(day.lockbox, day.out / "300_PYMT_20261104.TXT")
     late = write_export(tmp_path / "payments-late.csv", [dp(20)])
     result = audit(day, day.export, late)

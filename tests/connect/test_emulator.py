@@ -27,49 +27,55 @@ def receipt(account: str, amount: str, guid: str) -> ReceiptInput:
     )
 
 
-def test_every_request_needs_credentials(emu: EmulatorProcess):
-    no_auth = requests.post(emu.graphql_url, json=QUERY, timeout=10)
+def test_every_request_needs_credentials(awkward_emu: EmulatorProcess):
+    no_auth = requests.post(awkward_emu.graphql_url, json=QUERY, timeout=10)
     assert no_auth.status_code == 401
     assert no_auth.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     bad_bearer = requests.post(
-        emu.graphql_url, json=QUERY, headers={"Authorization": "Bearer nope"}, timeout=10
+        awkward_emu.graphql_url, json=QUERY, headers={"Authorization": "Bearer nope"}, timeout=10
     )
     assert bad_bearer.status_code == 401
-    bad_basic = requests.post(emu.graphql_url, json=QUERY, auth=("sample-city", "wrong"), timeout=10)
+    bad_basic = requests.post(awkward_emu.graphql_url, json=QUERY, auth=("sample-city", "wrong"), timeout=10)
     assert bad_basic.status_code == 401
-    good_basic = requests.post(emu.graphql_url, json=QUERY, auth=("anyone", emu.secret), timeout=10)
+    good_basic = requests.post(
+        awkward_emu.graphql_url, json=QUERY, auth=("anyone", awkward_emu.secret), timeout=10
+    )
     assert good_basic.status_code == 200
     assert good_basic.json() == {"data": {"customer": {"balance": "1234.50"}}}
     # the admin API too
-    assert requests.get(emu.base_url + "/_admin/state", timeout=10).status_code == 401
+    assert requests.get(awkward_emu.base_url + "/_admin/state", timeout=10).status_code == 401
     # the token endpoint refuses a wrong secret and a wrong grant
     form = {"grant_type": "client_credentials", "client_id": "sample-city", "client_secret": "wrong"}
-    assert requests.post(emu.token_url, data=form, timeout=10).status_code == 401
-    form |= {"client_secret": emu.secret, "grant_type": "password"}
-    assert requests.post(emu.token_url, data=form, timeout=10).status_code == 400
+    assert requests.post(awkward_emu.token_url, data=form, timeout=10).status_code == 401
+    form |= {"client_secret": awkward_emu.secret, "grant_type": "password"}
+    assert requests.post(awkward_emu.token_url, data=form, timeout=10).status_code == 400
 
 
-def test_token_endpoint_and_bearer(emu: EmulatorProcess):
-    form = {"grant_type": "client_credentials", "client_id": "sample-city", "client_secret": emu.secret}
-    tok = requests.post(emu.token_url, data=form, timeout=10).json()
+def test_token_endpoint_and_bearer(awkward_emu: EmulatorProcess):
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "sample-city",
+        "client_secret": awkward_emu.secret,
+    }
+    tok = requests.post(awkward_emu.token_url, data=form, timeout=10).json()
     assert tok["token_type"] == "Bearer" and tok["expires_in"] == 3600 and len(tok["access_token"]) > 20
     ok = requests.post(
-        emu.graphql_url, json=QUERY, headers={"Authorization": f"Bearer {tok['access_token']}"}
+        awkward_emu.graphql_url, json=QUERY, headers={"Authorization": f"Bearer {tok['access_token']}"}
     )
     assert ok.status_code == 200
-    assert emu.expire_tokens() == 1
+    assert awkward_emu.expire_tokens() == 1
     again = requests.post(
-        emu.graphql_url, json=QUERY, headers={"Authorization": f"Bearer {tok['access_token']}"}
+        awkward_emu.graphql_url, json=QUERY, headers={"Authorization": f"Bearer {tok['access_token']}"}
     )
     assert again.status_code == 401
-    emu.faults(unauthenticated_as="graphql")
-    as_graphql = requests.post(emu.graphql_url, json=QUERY, headers={"Authorization": "Bearer x"})
+    awkward_emu.faults(unauthenticated_as="graphql")
+    as_graphql = requests.post(awkward_emu.graphql_url, json=QUERY, headers={"Authorization": "Bearer x"})
     assert as_graphql.status_code == 200
     assert as_graphql.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-def test_seeded_from_the_extract(cfg):
-    with CaselleClient.for_purpose(cfg, "rtdr") as c:
+def test_seeded_from_the_extract(awkward_cfg):
+    with CaselleClient.for_purpose(awkward_cfg, "rtdr") as c:
         # "00-1017" cleans to customer 1017; "(12.00)" is a credit balance; first row wins
         dijkstra = c.customer(1017)
         assert (dijkstra.name, dijkstra.balance) == ("Edsger Dijkstra", Decimal("99.99"))
@@ -79,8 +85,11 @@ def test_seeded_from_the_extract(cfg):
         assert c.customer(1048).balance == Decimal("500.00")
 
 
-def test_balance_moves_with_receipts_and_voids(cfg, emu: EmulatorProcess):
-    with CaselleClient.for_purpose(cfg, "payments") as pay, CaselleClient.for_purpose(cfg, "rtdr") as rtdr:
+def test_balance_moves_with_receipts_and_voids(awkward_cfg, awkward_emu: EmulatorProcess):
+    with (
+        CaselleClient.for_purpose(awkward_cfg, "payments") as pay,
+        CaselleClient.for_purpose(awkward_cfg, "rtdr") as rtdr,
+    ):
         before = rtdr.customer(1001).balance
         assert before == Decimal("1234.50")
         first = pay.create_receipt(receipt("001001", "100.25", "guid-a"))
@@ -97,11 +106,11 @@ def test_balance_moves_with_receipts_and_voids(cfg, emu: EmulatorProcess):
         third = pay.create_receipt(receipt("001002", "0.10", "guid-c"))
         assert third.receipt_number > second.receipt_number
         assert rtdr.customer(1002).balance == Decimal("0.00")
-    assert emu.state()["receipts"] == 3
+    assert awkward_emu.state()["receipts"] == 3
 
 
-def test_refusals_carry_their_codes(cfg):
-    with CaselleClient.for_purpose(cfg, "payments") as pay:
+def test_refusals_carry_their_codes(awkward_cfg):
+    with CaselleClient.for_purpose(awkward_cfg, "payments") as pay:
         r = pay.create_receipt(receipt("001049", "5.00", "guid-v"))
         pay.void_receipt(r.receipt_number, date(2025, 6, 6))
         with pytest.raises(AlreadyVoidedError) as already:
@@ -134,43 +143,45 @@ def test_refusals_carry_their_codes(cfg):
         assert pay.receipts("guid-y") == [] and pay.receipts("guid-z") == []
 
 
-def test_customer_query_needs_exactly_one_argument(emu: EmulatorProcess):
+def test_customer_query_needs_exactly_one_argument(awkward_emu: EmulatorProcess):
     body = {"query": '{ customer(customerNumber: 1001, id: "cust-1001") { id } }'}
-    r = requests.post(emu.graphql_url, json=body, auth=("u", emu.secret), timeout=10).json()
+    r = requests.post(awkward_emu.graphql_url, json=body, auth=("u", awkward_emu.secret), timeout=10).json()
     assert r["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     by_name = {"query": '{ customer(name: "grace hopper") { customerNumber } }'}
-    r = requests.post(emu.graphql_url, json=by_name, auth=("u", emu.secret), timeout=10).json()
+    r = requests.post(
+        awkward_emu.graphql_url, json=by_name, auth=("u", awkward_emu.secret), timeout=10
+    ).json()
     assert r == {"data": {"customer": {"customerNumber": 1002}}}
 
 
-def test_restart_keeps_the_data(cfg, emu: EmulatorProcess):
-    with CaselleClient.for_purpose(cfg, "payments") as pay:
+def test_restart_keeps_the_data(awkward_cfg, awkward_emu: EmulatorProcess):
+    with CaselleClient.for_purpose(awkward_cfg, "payments") as pay:
         r1 = pay.create_receipt(receipt("001050", "1.56", "guid-r1"))
         pay.set_send_paper(1050, False)
-    old_pid = emu.pid
-    emu.restart()
-    assert emu.pid != old_pid
+    old_pid = awkward_emu.pid
+    awkward_emu.restart()
+    assert awkward_emu.pid != old_pid
     # a new client: the old token died with the process (tokens live in memory)
-    with CaselleClient.for_purpose(cfg, "payments") as pay:
+    with CaselleClient.for_purpose(awkward_cfg, "payments") as pay:
         after = pay.customer(1050)
         assert (after.balance, after.send_paper_statement) == (Decimal("1.00"), False)
         assert [r.receipt_number for r in pay.receipts("guid-r1")] == [r1.receipt_number]
         r2 = pay.create_receipt(receipt("001050", "1.00", "guid-r2"))
         assert r2.receipt_number > r1.receipt_number
         assert pay.customer(1050).balance == Decimal("0.00")
-    assert emu.state()["customers"] == 7  # the seed did not duplicate or reset anyone
+    assert awkward_emu.state()["customers"] == 7  # the seed did not duplicate or reset anyone
 
 
-def test_a_client_survives_the_restart(cfg, emu: EmulatorProcess):
-    with CaselleClient.for_purpose(cfg, "rtdr") as rtdr:
+def test_a_client_survives_the_restart(awkward_cfg, awkward_emu: EmulatorProcess):
+    with CaselleClient.for_purpose(awkward_cfg, "rtdr") as rtdr:
         assert rtdr.customer(1049).balance == Decimal("75.25")
-        emu.restart()  # its token is gone: the client gets 401, fetches a new one, goes on
+        awkward_emu.restart()  # its token is gone: the client gets 401, fetches a new one, goes on
         assert rtdr.customer(1049).balance == Decimal("75.25")
         assert rtdr.oauth[0].fetches == 2
 
 
-def test_aliased_batch_answers_each_item(cfg, emu: EmulatorProcess):
-    with CaselleClient.for_purpose(cfg, "payments") as pay:
+def test_aliased_batch_answers_each_item(awkward_cfg, awkward_emu: EmulatorProcess):
+    with CaselleClient.for_purpose(awkward_cfg, "payments") as pay:
         outcomes = pay.create_receipts(
             [
                 receipt("001048", "10.00", "b-1"),
@@ -184,23 +195,25 @@ def test_aliased_batch_answers_each_item(cfg, emu: EmulatorProcess):
     assert isinstance(outcomes[2].error, BadUserInputError)
     assert outcomes[0].value is not None and outcomes[3].value is not None
     assert outcomes[3].value.receipt_number == outcomes[0].value.receipt_number + 1
-    state = emu.state()
+    state = awkward_emu.state()
     assert state["receipts"] == 2 and state["counters"]["graphql_requests"] >= 1
     assert state["counters"]["mutation_requests"] == 1  # one document for the batch
 
 
-def test_batched_json_arrays_are_refused(emu: EmulatorProcess):
-    r = requests.post(emu.graphql_url, json=[QUERY, QUERY], auth=("u", emu.secret), timeout=10)
+def test_batched_json_arrays_are_refused(awkward_emu: EmulatorProcess):
+    r = requests.post(
+        awkward_emu.graphql_url, json=[QUERY, QUERY], auth=("u", awkward_emu.secret), timeout=10
+    )
     assert r.status_code == 400
 
 
-def test_admin_faults_are_validated(emu: EmulatorProcess):
+def test_admin_faults_are_validated(awkward_emu: EmulatorProcess):
     with pytest.raises(Exception, match="unknown fault"):
-        emu.faults(explode=True)
+        awkward_emu.faults(explode=True)
     with pytest.raises(Exception, match="non-negative"):
-        emu.faults(fail_next=-1)
-    assert emu.faults(latency_ms=5, fail_next=2)["fail_next"] == 2
-    assert emu.reset_faults()["fail_next"] == 0
+        awkward_emu.faults(fail_next=-1)
+    assert awkward_emu.faults(latency_ms=5, fail_next=2)["fail_next"] == 2
+    assert awkward_emu.reset_faults()["fail_next"] == 0
 
 
 def test_emulator_refuses_to_start_without_a_secret(tmp_path):
@@ -213,18 +226,21 @@ def test_emulator_refuses_to_start_without_a_secret(tmp_path):
     assert "CASELLE_EMULATOR_SECRET" in r.stderr
 
 
-def test_reset_is_a_new_database_with_the_start_seed(cfg, emu: EmulatorProcess):
+def test_reset_is_a_new_database_with_the_start_seed(awkward_cfg, awkward_emu: EmulatorProcess):
     """The test fixtures reuse one process per seed and reset it between tests."""
-    fresh = emu.state()
-    with CaselleClient.for_purpose(cfg, "payments") as pay, CaselleClient.for_purpose(cfg, "rtdr") as rtdr:
+    fresh = awkward_emu.state()
+    with (
+        CaselleClient.for_purpose(awkward_cfg, "payments") as pay,
+        CaselleClient.for_purpose(awkward_cfg, "rtdr") as rtdr,
+    ):
         first = pay.create_receipt(receipt("001001", "100.25", "guid-a"))
         pay.void_receipt(first.receipt_number, date(2025, 6, 6))
         pay.set_send_paper(1002, False)
-        emu.faults(fail_next=5, latency_ms=1, down_prefixes=["/x"])
-        assert emu.state() != fresh
-        after = emu.reset()
-        assert after == fresh == emu.state()  # counters, faults, receipts, tokens: as new
-        assert emu.receipts() == [] and emu.paper_updates() == []
+        awkward_emu.faults(fail_next=5, latency_ms=1, down_prefixes=["/x"])
+        assert awkward_emu.state() != fresh
+        after = awkward_emu.reset()
+        assert after == fresh == awkward_emu.state()  # counters, faults, receipts, tokens: as new
+        assert awkward_emu.receipts() == [] and awkward_emu.paper_updates() == []
         assert rtdr.customer(1001).balance == Decimal("1234.50")  # the seed's balance again
         again = pay.create_receipt(receipt("001001", "1.00", "guid-a"))
         assert again.receipt_number == first.receipt_number  # numbering starts over

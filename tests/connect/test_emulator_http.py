@@ -30,35 +30,35 @@ def _post(emu: EmulatorProcess, body: dict[str, Any], accept: str = "application
     )
 
 
-def test_get_query_is_executed(emu: EmulatorProcess):
-    r = _get(emu, "application/json", query=Q, variables=json.dumps({"n": 1001}))
+def test_get_query_is_executed(awkward_emu: EmulatorProcess):
+    r = _get(awkward_emu, "application/json", query=Q, variables=json.dumps({"n": 1001}))
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     assert r.json() == {"data": {"customer": {"customerNumber": 1001}}}
 
 
-def test_get_mutation_is_405_and_changes_nothing(emu: EmulatorProcess):
+def test_get_mutation_is_405_and_changes_nothing(awkward_emu: EmulatorProcess):
     def updates() -> object:
         return requests.get(
-            emu.base_url + "/_admin/paper-updates", auth=("admin", emu.secret), timeout=10
+            awkward_emu.base_url + "/_admin/paper-updates", auth=("admin", awkward_emu.secret), timeout=10
         ).json()
 
     before = updates()
-    r = _get(emu, "application/json", query=MUTATION)
+    r = _get(awkward_emu, "application/json", query=MUTATION)
     assert r.status_code == 405 and r.headers["allow"] == "POST"
     assert "data" not in r.json()
     assert updates() == before
 
 
-def test_graphiql_only_for_html(emu: EmulatorProcess):
-    page = _get(emu, "text/html,application/xhtml+xml,*/*;q=0.8")
+def test_graphiql_only_for_html(awkward_emu: EmulatorProcess):
+    page = _get(awkward_emu, "text/html,application/xhtml+xml,*/*;q=0.8")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    r = _get(emu, "application/json", query="{ __typename }")
+    r = _get(awkward_emu, "application/json", query="{ __typename }")
     assert r.headers["content-type"].startswith("application/json") and r.json() == {
         "data": {"__typename": "Query"}
     }
 
 
-def test_request_errors_have_no_data_key(emu: EmulatorProcess):
+def test_request_errors_have_no_data_key(awkward_emu: EmulatorProcess):
     cases: list[dict[str, Any]] = [
         {"query": TWO, "operationName": "C"},  # unknown operation
         {"query": TWO},  # several operations, none named
@@ -66,29 +66,29 @@ def test_request_errors_have_no_data_key(emu: EmulatorProcess):
         {"query": "{ nope"},  # parse error
     ]
     for body in cases:
-        r = _post(emu, body)
+        r = _post(awkward_emu, body)
         payload = r.json()
         assert "data" not in payload, (body, payload)
         assert payload["errors"] and r.status_code in (200, 400)
 
 
-def test_execution_errors_keep_data(emu: EmulatorProcess):
-    r = _post(emu, {"query": Q, "variables": {"n": 999999}})
+def test_execution_errors_keep_data(awkward_emu: EmulatorProcess):
+    r = _post(awkward_emu, {"query": Q, "variables": {"n": 999999}})
     payload = r.json()
     assert "data" in payload
 
 
-def test_graphql_response_json_media_type(emu: EmulatorProcess):
-    ok = _post(emu, {"query": "{ __typename }"}, accept="application/graphql-response+json")
+def test_graphql_response_json_media_type(awkward_emu: EmulatorProcess):
+    ok = _post(awkward_emu, {"query": "{ __typename }"}, accept="application/graphql-response+json")
     assert ok.headers["content-type"].startswith("application/graphql-response+json")
     assert ok.json() == {"data": {"__typename": "Query"}}
-    bad = _post(emu, {"query": TWO}, accept="application/graphql-response+json")
+    bad = _post(awkward_emu, {"query": TWO}, accept="application/graphql-response+json")
     assert bad.status_code == 400 and bad.headers["content-type"].startswith(
         "application/graphql-response+json"
     )
     assert "data" not in bad.json()
 
 
-def test_empty_operation_name_is_absent(emu: EmulatorProcess):
-    r = _post(emu, {"query": "query A { __typename }", "operationName": ""})
+def test_empty_operation_name_is_absent(awkward_emu: EmulatorProcess):
+    r = _post(awkward_emu, {"query": "query A { __typename }", "operationName": ""})
     assert r.status_code == 200 and r.json() == {"data": {"__typename": "Query"}}

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from caselle_ic.errors import ConfigError
 from caselle_ic.store import ledger as ledger_module
 from caselle_ic.store.ledger import Ledger, ledger_url_for, open_ledger, utc_text
+from tests.fixtures.ledgers import drop_schema
 
 
 def change(account: str, changed_at: str, paperless: bool = True, state: str = "sent") -> dict[str, object]:
@@ -63,13 +64,13 @@ def test_sqlite_ledger(tmp_path: Path):
         assert len(again.paperless_rows("b-1")) == 3
 
 
-def test_default_url_is_under_the_state_directory(cfg, tmp_path: Path):
-    url = ledger_url_for(cfg)
-    assert url == f"sqlite:///{cfg.paths.state / 'ledger.db'}"
-    assert cfg.paths.state.is_dir()
-    assert ledger_url_for(cfg, "postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+def test_default_url_is_under_the_state_directory(awkward_cfg, tmp_path: Path):
+    url = ledger_url_for(awkward_cfg)
+    assert url == f"sqlite:///{awkward_cfg.paths.state / 'ledger.db'}"
+    assert awkward_cfg.paths.state.is_dir()
+    assert ledger_url_for(awkward_cfg, "postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     with pytest.raises(ConfigError, match="not a database URL"):
-        ledger_url_for(cfg, "not a url")
+        ledger_url_for(awkward_cfg, "not a url")
     with pytest.raises(ConfigError, match="supports"):
         open_ledger("mysql://u@h/db")
 
@@ -126,12 +127,9 @@ def test_sqlite_writers_from_two_threads_queue_instead_of_failing(tmp_path: Path
 
 @pytest.fixture
 def pg_schema(pg_url: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    name = f"t_{uuid.uuid4().hex[:12]}"  # not created: open_ledger creates it
     yield name
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-    engine.dispose()
+    drop_schema(pg_url, name)
 
 
 @pytest.mark.postgres

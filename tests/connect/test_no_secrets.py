@@ -21,28 +21,28 @@ from tests.conftest import run_cli
 
 
 def test_no_secret_or_token_anywhere(
-    emu: EmulatorProcess, env, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch
+    awkward_emu: EmulatorProcess, awkward_env, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch
 ):
     caplog.set_level(logging.DEBUG)  # gql, urllib3 and our own debug logs included
     for name in ("urllib3", "gql", "caselle_ic"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     texts: list[str] = []  # everything a person or a log collector could see
     tokens: set[str] = set()
-    wrong_secret = "wrong-" + emu.secret[::-1]
+    wrong_secret = "wrong-" + awkward_emu.secret[::-1]
 
     def seen(exc: BaseException) -> None:
         texts.extend([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
 
     dead = f"http://127.0.0.1:{free_port()}/tp/api/cr0/graphql"
-    cfg_path = emu.write_config(
-        tmp_path / "biller" / "biller.toml", settings={"8": dead, "88": emu.graphql_url}
+    cfg_path = awkward_emu.write_config(
+        tmp_path / "biller" / "biller.toml", settings={"8": dead, "88": awkward_emu.graphql_url}
     )
     cfg = load_config(cfg_path)
-    texts += [repr(cfg), repr(cfg.endpoint("rtdr")), repr(emu)]
+    texts += [repr(cfg), repr(cfg.endpoint("rtdr")), repr(awkward_emu)]
     with CaselleClient.for_purpose(cfg, "rtdr", backoff=0.01) as rtdr:
         rtdr.customer(1001)  # failover + token
         tokens.add(rtdr.oauth[-1].token())
-        emu.expire_tokens()
+        awkward_emu.expire_tokens()
         rtdr.customer(1002)  # refresh on 401
         tokens.add(rtdr.oauth[-1].token())
         texts += [repr(rtdr), repr(rtdr.oauth[0])]
@@ -50,14 +50,14 @@ def test_no_secret_or_token_anywhere(
             rtdr.customer(9999)
         seen(nf.value)
     with CaselleClient.for_purpose(cfg, "payments", backoff=0.01) as pay:
-        emu.faults(drop_after_commit=1)
+        awkward_emu.faults(drop_after_commit=1)
         outcome = pay.create_receipts(
             [ReceiptInput(date(2025, 6, 1), 101, 99, Decimal("1.00"), "001001", "leak-1")]
         )[0]
         assert outcome.error is not None
         seen(outcome.error)
         tokens.add(pay.oauth[0].token())
-        emu.faults(fail_next=1)
+        awkward_emu.faults(fail_next=1)
         with pytest.raises(CaselleAPIError) as lost:
             pay.void_receipt(100001, date(2025, 6, 2))
         seen(lost.value)
@@ -71,12 +71,12 @@ def test_no_secret_or_token_anywhere(
     ):
         bad.customer(1001)
     seen(refused.value)
-    basic_path = emu.write_config(tmp_path / "basic" / "biller.toml", oauth=False)
+    basic_path = awkward_emu.write_config(tmp_path / "basic" / "biller.toml", oauth=False)
     r = run_cli("balance", "001001", "--config", str(basic_path), env={"CASELLE_RTDR_KEY": wrong_secret})
     assert r.returncode == 2
     texts += [r.stdout, r.stderr]
-    monkeypatch.setenv("CASELLE_CLIENT_SECRET", emu.secret)
-    monkeypatch.setenv("CASELLE_RTDR_KEY", emu.secret)
+    monkeypatch.setenv("CASELLE_CLIENT_SECRET", awkward_emu.secret)
+    monkeypatch.setenv("CASELLE_RTDR_KEY", awkward_emu.secret)
 
     log = tmp_path / "log.csv"
     with log.open("w", newline="") as fh:
@@ -94,17 +94,19 @@ def test_no_secret_or_token_anywhere(
         ("balance", "001002", "--config", str(cfg_path)),
         ("balance", "009999", "--config", str(cfg_path)),
     ):
-        r = run_cli(*args, env=emu.env())
+        r = run_cli(*args, env=awkward_emu.env())
         texts += [r.stdout, r.stderr]
 
     texts += [rec.getMessage() for rec in caplog.records]
-    files = [p for p in tmp_path.rglob("*") if p.is_file()] + [emu.log_path]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()] + [awkward_emu.log_path]
     assert any(p.name == "ledger.db" for p in files) and any(p.suffix == ".csv" for p in files)
     blobs = [p.read_bytes() for p in files]
 
     assert len(tokens) >= 2 and all(len(t) > 20 for t in tokens)
-    needles = {emu.secret, wrong_secret, *tokens}
-    needles |= {base64.b64encode(f"sample-city:{s}".encode()).decode() for s in (emu.secret, wrong_secret)}
+    needles = {awkward_emu.secret, wrong_secret, *tokens}
+    needles |= {
+        base64.b64encode(f"sample-city:{s}".encode()).decode() for s in (awkward_emu.secret, wrong_secret)
+    }
     assert len(caplog.records) > 20  # the debug logs really were captured
     for needle in needles:
         for text in texts:

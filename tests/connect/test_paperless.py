@@ -117,14 +117,14 @@ def expected_from_log(path: Path, tz: ZoneInfo) -> dict[int, bool]:
 
 
 def test_sample_log_end_to_end_and_rerun_sends_nothing(
-    emulator_config: Path, emulator: EmulatorProcess, tmp_path
+    sample_toml: Path, sample_emu: EmulatorProcess, tmp_path
 ):
     sample = SAMPLES / "paperless.csv"
     out = tmp_path / "out"
-    first = run_cli("paperless", str(sample), "--config", str(emulator_config), "--out", str(out))
+    first = run_cli("paperless", str(sample), "--config", str(sample_toml), "--out", str(out))
     assert first.returncode == 1, first.stderr  # the non-numeric account
     assert "1 record(s) quarantined" in first.stderr
-    updates = emulator.paper_updates()
+    updates = sample_emu.paper_updates()
     sent = {u["customerNumber"]: u["sendPaperStatement"] for u in updates}
     assert sent == expected_from_log(sample, DENVER)
     assert len(updates) == len(sent)  # one update per account
@@ -133,55 +133,59 @@ def test_sample_log_end_to_end_and_rerun_sends_nothing(
     assert rows[0] == ["account_number", "paperless", "changed_at", "line", "reason"]
     assert [r[0] for r in rows[1:]] == ["ABC-1041"] and "not numeric" in rows[1][4]
 
-    again = run_cli("paperless", str(sample), "--config", str(emulator_config), "--out", str(out))
+    again = run_cli("paperless", str(sample), "--config", str(sample_toml), "--out", str(out))
     assert again.returncode == 1
     assert "sent 0" in again.stderr and f"already sent {len(sent)}" in again.stderr
-    assert len(emulator.paper_updates()) == len(updates)  # nothing sent again
+    assert len(sample_emu.paper_updates()) == len(updates)  # nothing sent again
 
 
-def test_clean_log_exits_0_and_stale_changes_are_not_sent(cfg_path: Path, emu: EmulatorProcess, tmp_path):
+def test_clean_log_exits_0_and_stale_changes_are_not_sent(
+    awkward_toml: Path, awkward_emu: EmulatorProcess, tmp_path
+):
     first = write_log(
         tmp_path / "day1.csv",
         [("001001", "true", "2025-06-02T10:00:00"), ("001002", "false", "2025-06-02T10:00:00")],
     )
-    r = run_cli("paperless", str(first), "--config", str(cfg_path))
+    r = run_cli("paperless", str(first), "--config", str(awkward_toml))
     assert r.returncode == 0, r.stderr
     # day 2 carries a late entry older than what was sent for 1001, and a new one for 1002
     second = write_log(
         tmp_path / "day2.csv",
         [("001001", "false", "2025-06-01T09:00:00"), ("001002", "true", "2025-06-03T10:00:00")],
     )
-    r = run_cli("paperless", str(second), "--config", str(cfg_path))
+    r = run_cli("paperless", str(second), "--config", str(awkward_toml))
     assert r.returncode == 0, r.stderr
     assert "stale 1" in r.stderr and "sent 1" in r.stderr
-    assert [(u["customerNumber"], u["sendPaperStatement"]) for u in emu.paper_updates()] == [
+    assert [(u["customerNumber"], u["sendPaperStatement"]) for u in awkward_emu.paper_updates()] == [
         (1001, False),
         (1002, True),
         (1002, False),
     ]
 
 
-def test_unknown_customer_is_quarantined_with_caselles_reason(cfg_path: Path, emu: EmulatorProcess, tmp_path):
+def test_unknown_customer_is_quarantined_with_caselles_reason(
+    awkward_toml: Path, awkward_emu: EmulatorProcess, tmp_path
+):
     log = write_log(
         tmp_path / "log.csv",
         [("009999", "true", "2025-06-02T10:00:00"), ("001048", "true", "2025-06-02T10:00:00")],
     )
-    result = run_paperless_sync(log, cfg_path, out_dir=tmp_path / "out")
+    result = run_paperless_sync(log, awkward_toml, out_dir=tmp_path / "out")
     assert result.exit_status == 1 and result.counts["sent"] == 1 and result.counts["refused by Caselle"] == 1
     assert "no such customer" in result.quarantined["reason"].iloc[0]
-    assert [u["customerNumber"] for u in emu.paper_updates()] == [1048]
-    rerun = run_paperless_sync(log, cfg_path, out_dir=tmp_path / "out")
+    assert [u["customerNumber"] for u in awkward_emu.paper_updates()] == [1048]
+    rerun = run_paperless_sync(log, awkward_toml, out_dir=tmp_path / "out")
     assert rerun.counts["sent"] == 0 and rerun.counts["already sent"] == 2
 
 
-def test_failover_from_14_to_111_with_112_113(emu: EmulatorProcess, env, tmp_path):
+def test_failover_from_14_to_111_with_112_113(awkward_emu: EmulatorProcess, awkward_env, tmp_path):
     dead = f"http://127.0.0.1:{free_port()}/tp/api/cr0/graphql"
-    cfg_path = emu.write_config(
+    cfg_path = awkward_emu.write_config(
         tmp_path / "b.toml",
         oauth=False,
         settings={
             "14": dead,
-            "111": emu.graphql_url_under("dr"),
+            "111": awkward_emu.graphql_url_under("dr"),
             "112": "dr-user",
             "113": "env:CASELLE_DP_PASSWORD",
         },
@@ -191,25 +195,29 @@ def test_failover_from_14_to_111_with_112_113(emu: EmulatorProcess, env, tmp_pat
     assert result.exit_status == 0 and result.counts["sent"] == 1
     assert result.extra["endpoint"] == "paperless-secondary"
     assert any("failed over" in n for n in result.notes)
-    assert emu.paper_updates()[0]["customerNumber"] == 1050
+    assert awkward_emu.paper_updates()[0]["customerNumber"] == 1050
 
 
-def test_caselle_down_everywhere_fails_the_run_and_a_rerun_finishes_it(emu: EmulatorProcess, env, tmp_path):
-    cfg_path = emu.write_config(tmp_path / "b.toml")
+def test_caselle_down_everywhere_fails_the_run_and_a_rerun_finishes_it(
+    awkward_emu: EmulatorProcess, awkward_env, tmp_path
+):
+    cfg_path = awkward_emu.write_config(tmp_path / "b.toml")
     log = write_log(
         tmp_path / "log.csv", [(f"{n:06d}", "true", "2025-06-02T10:00:00") for n in (1001, 1002, 1003)]
     )
-    emu.faults(fail_next=100)
+    awkward_emu.faults(fail_next=100)
     # a 2 s retry window instead of 30: the run gives up the same way, sooner
     r = run_cli("paperless", str(log), "--config", str(cfg_path), env={"CASELLE_IC_RETRY_WINDOW": "2"})
     assert r.returncode == 2 and "rerun" in r.stderr
-    emu.reset_faults()
+    awkward_emu.reset_faults()
     r = run_cli("paperless", str(log), "--config", str(cfg_path))
     assert r.returncode == 0 and "sent 3" in r.stderr
 
 
 @pytest.mark.postgres
-def test_paperless_with_a_postgresql_ledger(cfg_path: Path, emu: EmulatorProcess, pg_url: str, tmp_path):
+def test_paperless_with_a_postgresql_ledger(
+    awkward_toml: Path, awkward_emu: EmulatorProcess, pg_url: str, tmp_path
+):
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(pg_url)
     with admin.begin() as conn:
@@ -220,11 +228,11 @@ def test_paperless_with_a_postgresql_ledger(cfg_path: Path, emu: EmulatorProcess
             tmp_path / "log.csv",
             [("001001", "true", "2025-06-02T10:00:00"), ("001049", "false", "2025-06-02T11:00:00")],
         )
-        r = run_cli("paperless", str(log), "--config", str(cfg_path), "--ledger", url)
+        r = run_cli("paperless", str(log), "--config", str(awkward_toml), "--ledger", url)
         assert r.returncode == 0, r.stderr
-        r = run_cli("paperless", str(log), "--config", str(cfg_path), "--ledger", url)
+        r = run_cli("paperless", str(log), "--config", str(awkward_toml), "--ledger", url)
         assert r.returncode == 0 and "sent 0" in r.stderr
-        assert len(emu.paper_updates()) == 2
+        assert len(awkward_emu.paper_updates()) == 2
         with admin.connect() as conn:
             rows = conn.execute(
                 sa.text(
@@ -241,23 +249,23 @@ def test_paperless_with_a_postgresql_ledger(cfg_path: Path, emu: EmulatorProcess
         admin.dispose()
 
 
-def test_missing_column_is_exit_2_naming_it(cfg_path: Path, tmp_path):
+def test_missing_column_is_exit_2_naming_it(awkward_toml: Path, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("account_number,changed_at\n001001,2025-06-01\n", encoding="utf-8")
-    r = run_cli("paperless", str(bad), "--config", str(cfg_path))
+    r = run_cli("paperless", str(bad), "--config", str(awkward_toml))
     assert r.returncode == 2 and "paperless" in r.stderr and "bad.csv" in r.stderr
 
 
 @pytest.mark.prefect
-def test_paperless_flow(prefect_harness, cfg_path: Path, emu: EmulatorProcess, tmp_path):
+def test_paperless_flow(prefect_harness, awkward_toml: Path, awkward_emu: EmulatorProcess, tmp_path):
     from caselle_ic.flows.paperless import paperless_sync
 
     log = write_log(tmp_path / "log.csv", [("001003", "false", "2025-06-02T10:00:00")])
-    result = paperless_sync(log=str(log), config=str(cfg_path))
+    result = paperless_sync(log=str(log), config=str(awkward_toml))
     assert result.kind == "paperless-sync" and result.counts["sent"] == 1
     assert paperless_sync.name == "paperless-sync"
-    assert emu.paper_updates()[0] == {
-        **emu.paper_updates()[0],
+    assert awkward_emu.paper_updates()[0] == {
+        **awkward_emu.paper_updates()[0],
         "customerNumber": 1003,
         "sendPaperStatement": True,
     }

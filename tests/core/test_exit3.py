@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from caselle_ic.failpoints import ENV as FAILPOINT
-from tests.conftest import SAMPLES, run_cli, write_seed_extract
+from tests.conftest import SAMPLES, run_cli
+from tests.fixtures.emulators import write_seed_extract
 
 NOW = "2026-11-01T06:00:00"
 LINE = re.compile(

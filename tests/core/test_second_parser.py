@@ -77,14 +77,14 @@ def test_invoice_and_adjustment_files_and_rejects(outputs):
     assert sum(_compare(p, d) for p, d in outputs) > 1000
 
 
-def test_payment_run_outputs(emulator_config, tmp_path):
+def test_payment_run_outputs(sample_toml, tmp_path):
     out = tmp_path / "out"
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     proc = run_cli(
         "payments",
         str(SAMPLES / "payments.csv"),
         "--config",
-        str(emulator_config),
+        str(sample_toml),
         "--out",
         str(out),
         "--now",

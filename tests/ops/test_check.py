@@ -119,30 +119,30 @@ def _config_for(emu: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_live_sample_against_the_emulator(
-    emulator: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sample_emu: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = _config_for(emulator, tmp_path, monkeypatch)
+    cfg = _config_for(sample_emu, tmp_path, monkeypatch)
     # through the installed console script, as an implementation manager runs it
     done = run_cli("check", "--config", str(cfg), "--live", "--account", "001001", env=dict(os.environ))
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     for setting, name in (("8", "rtdr"), ("11", "payments"), ("14", "paperless")):
-        assert f"  {setting:>3}  {name:<20} {emulator.graphql_url}" in out
+        assert f"  {setting:>3}  {name:<20} {sample_emu.graphql_url}" in out
     assert out.count("auth: OAuth token (setting 126) accepted; schema: ") == 3
     assert "schema: 2 document(s) validate; same as ours" in out  # rtdr, paperless
     assert "schema: 5 document(s) validate; same as ours" in out  # payments
     assert "Account ****1001 (RTDR lookup through setting 8): found, balance " in out
-    assert emulator.secret not in out + done.stderr
-    assert emulator.state()["counters"]["mutation_requests"] == 0  # a check sends no mutation
+    assert sample_emu.secret not in out + done.stderr
+    assert sample_emu.state()["counters"]["mutation_requests"] == 0  # a check sends no mutation
 
 
 def test_live_wrong_secret_names_the_settings(
-    emulator: EmulatorProcess,
+    sample_emu: EmulatorProcess,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cfg = _config_for(emulator, tmp_path, monkeypatch)
+    cfg = _config_for(sample_emu, tmp_path, monkeypatch)
     monkeypatch.setenv("CASELLE_CLIENT_SECRET", "not-the-secret")
     status, out = check(capsys, "--config", str(cfg), "--live")
     assert status == 2
@@ -152,7 +152,7 @@ def test_live_wrong_secret_names_the_settings(
         for user, name in (("9", "rtdr"), ("12", "payments"), ("15", "paperless"))
     ]
     # HTTP basic (no setting 126): the endpoint's own username/password settings are named
-    cfg = _config_for(emulator, tmp_path, monkeypatch, oauth=False)
+    cfg = _config_for(sample_emu, tmp_path, monkeypatch, oauth=False)
     monkeypatch.setenv("CASELLE_DP_PASSWORD", "not-the-secret")
     status, out = check(capsys, "--config", str(cfg), "--live")
     assert status == 2
@@ -162,13 +162,13 @@ def test_live_wrong_secret_names_the_settings(
 
 
 def test_live_unreachable_endpoint_names_its_setting(
-    emulator: EmulatorProcess,
+    sample_emu: EmulatorProcess,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}/tp/api/cr0/graphql"
-    cfg = _config_for(emulator, tmp_path, monkeypatch, settings={"88": dead})
+    cfg = _config_for(sample_emu, tmp_path, monkeypatch, settings={"88": dead})
     status, out = check(capsys, "--config", str(cfg), "--live")
     assert status == 2
     assert problems(out) == [
@@ -177,7 +177,7 @@ def test_live_unreachable_endpoint_names_its_setting(
     ]
     # the OAuth token URL (setting 126) down: named once, not once per endpoint
     dead_token = f"http://127.0.0.1:{free_port()}/oauth/token"
-    cfg = _config_for(emulator, tmp_path, monkeypatch, settings={"126": dead_token})
+    cfg = _config_for(sample_emu, tmp_path, monkeypatch, settings={"126": dead_token})
     status, out = check(capsys, "--config", str(cfg), "--live")
     assert status == 2
     assert problems(out) == [
@@ -233,12 +233,12 @@ def test_live_renamed_argument_is_found_on_the_payments_endpoint(
 
 
 def test_account_lookup_bad_input(
-    emulator: EmulatorProcess,
+    sample_emu: EmulatorProcess,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cfg = _config_for(emulator, tmp_path, monkeypatch)
+    cfg = _config_for(sample_emu, tmp_path, monkeypatch)
     status, out = check(capsys, "--config", str(cfg), "--account", "999999")
     assert status == 2
     assert problems(out) == [

@@ -207,7 +207,7 @@ def test_two_runs_at_once_process_each_file_once(
     cfg = load_config(biller_toml)
     url = default_ledger_url(cfg)
     if db == "postgres":  # a schema of its own: the ledger's migrations create the table
-        from tests.posting.conftest import drop_schema, pg_schema_url
+        from tests.fixtures.ledgers import drop_schema, pg_schema_url
 
         pg_url = request.getfixturevalue("pg_url")
         schema, url = pg_schema_url(pg_url)

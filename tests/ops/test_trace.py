@@ -214,7 +214,7 @@ def test_trace_on_postgresql(
     from caselle_ic.store.ledger import biller_key, open_ledger
     from caselle_ic.store.payment_rows import PaymentState, RowUpdate
     from caselle_ic.store.payments import PaymentBook
-    from tests.posting.conftest import drop_schema, pg_schema_url
+    from tests.fixtures.ledgers import drop_schema, pg_schema_url
     from tests.posting.test_payment_ledger import frame
 
     schema, url = pg_schema_url(pg_url)

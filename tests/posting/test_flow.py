@@ -30,14 +30,14 @@ async def _read(flow_run_id):
     return run, tasks, artifacts
 
 
-def test_daily_payments_flow(prefect_harness, emu: EmulatorProcess, cfg_path: Path, tmp_path: Path):
+def test_daily_payments_flow(prefect_harness, fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path):
     from caselle_ic.flows.payments import daily_payments
 
     rows = [dp(i) for i in range(12)] + [lb(0)]
     export = write_export(tmp_path / "pay.csv", rows)
     state = daily_payments(
         export=str(export),
-        config=str(cfg_path),
+        config=str(fifty_toml),
         out_dir=str(tmp_path / "out"),
         now="2026-11-03T07:00:00",
         ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}",
@@ -45,7 +45,7 @@ def test_daily_payments_flow(prefect_harness, emu: EmulatorProcess, cfg_path: Pa
     )
     result = state.result()
     assert result.exit_status == 0 and result.counts["posted"] == 12
-    assert_exactly_once(emu, rows[:12], rows[12:], tmp_path / "out")
+    assert_exactly_once(fifty_emu, rows[:12], rows[12:], tmp_path / "out")
     assert daily_payments.name == "daily-payments"
 
     run, tasks, artifacts = asyncio.run(_read(state.state_details.flow_run_id))

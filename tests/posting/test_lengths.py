@@ -24,17 +24,17 @@ def test_the_lengths_are_the_ledger_columns():
 
 
 def test_too_long_text_is_quarantined_alike_on_sqlite_and_postgresql(
-    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, ledger_url: str
+    fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, ledger_url: str
 ):
     name, invoice = {**dp(0), "customer_name": "N" * 301}, {**dp(1), "invoice_number": "I" * 101}
     fits = {**dp(2), "customer_name": "N" * 300, "invoice_number": "I" * 100}
     export = write_export(tmp_path / "d.csv", [name, invoice, fits, dp(3)])
     opts = PostingOptions(client_options={"backoff": 0.01})
     r = run_daily_payments(
-        export, cfg_path, tmp_path / "o", now="2026-11-02T07:00:00", ledger_url=ledger_url, options=opts
+        export, fifty_toml, tmp_path / "o", now="2026-11-02T07:00:00", ledger_url=ledger_url, options=opts
     )
     assert r.exit_status == 1 and r.counts["posted"] == 2 and r.n_quarantined == 2, r.summary_lines()
-    assert sorted(x["confirmation_number"] for x in emu.receipts()) == sorted(
+    assert sorted(x["confirmation_number"] for x in fifty_emu.receipts()) == sorted(
         [fits["payment_guid"], dp(3)["payment_guid"]]
     )
     reasons = r.quarantined.set_index("payment_guid")["reason"]

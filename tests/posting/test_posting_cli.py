@@ -46,20 +46,20 @@ def payments_cli(
     )
 
 
-def test_sample_export_end_to_end(emu: EmulatorProcess, cfg_path: Path, tmp_path: Path):
+def test_sample_export_end_to_end(fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path):
     """The sample: 23 receipts, the golden lockbox file, 2 voids, 1 manual reversal, 7 bad
     lines; the rerun changes nothing in Caselle or on disk."""
     out = tmp_path / "out"
-    args = ("payments", str(SAMPLES / "payments.csv"), "--config", str(cfg_path), "--out", str(out))
+    args = ("payments", str(SAMPLES / "payments.csv"), "--config", str(fifty_toml), "--out", str(out))
     r = run_cli(*args, "--now", SAMPLE_NOW)
     assert r.returncode == 1, r.stderr
     assert "posted 23, voided 2, filed 7, manual 1" in r.stderr and "8 record(s) quarantined" in r.stderr
     assert (out / "300_PYMT_20261102.TXT").read_bytes() == (
         SAMPLES / "expected" / "300_PYMT_20261102.TXT"
     ).read_bytes()
-    receipts = emu.receipts()
+    receipts = fifty_emu.receipts()
     assert len(receipts) == 23 and sum(r["voided"] for r in receipts) == 2
-    assert (cfg_path.parent / "state" / "ledger.db").is_file()  # the default ledger: [paths].state
+    assert (fifty_toml.parent / "state" / "ledger.db").is_file()  # the default ledger: [paths].state
     with (out / "payments.reconciliation.csv").open(newline="", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
     total = table[-1]
@@ -72,10 +72,10 @@ def test_sample_export_end_to_end(emu: EmulatorProcess, cfg_path: Path, tmp_path
     assert len(rejects) == 8 and [x["payment_guid"] for x in manual] == [
         "92c18d0d-f217-5c18-bf78-c6537c6df8e3"
     ]
-    mutations = emu.state()["counters"]["mutation_requests"]
+    mutations = fifty_emu.state()["counters"]["mutation_requests"]
     r2 = run_cli(*args, "--now", "2026-11-02T09:30:00")
     assert r2.returncode == 1 and "posted 0" in r2.stderr and "earlier 33" in r2.stderr
-    assert emu.state()["counters"]["mutation_requests"] == mutations
+    assert fifty_emu.state()["counters"]["mutation_requests"] == mutations
     assert sorted(p.name for p in out.glob("*.TXT")) == ["300_PYMT_20261102.TXT"]
 
 
@@ -122,47 +122,47 @@ RECOVERY = {
     "point", ["post.claimed", "post.sent:3", "file.planned", "file.written", "void.claimed", "void.sent"]
 )
 def test_killed_at_a_crash_point_then_rerun(
-    point: str, emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    point: str, fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
     export, datapump, filed = _export(tmp_path)
     out = tmp_path / "out"
-    r = payments_cli(export, cfg_path, out, sqlite_ledger, **SLOW, **{FAILPOINT: point})
+    r = payments_cli(export, fifty_toml, out, sqlite_ledger, **SLOW, **{FAILPOINT: point})
     assert r.returncode == -signal.SIGKILL, r.stderr
-    stderr = _check_rerun(emu, export, cfg_path, out, sqlite_ledger, datapump, filed)
+    stderr = _check_rerun(fifty_emu, export, fifty_toml, out, sqlite_ledger, datapump, filed)
     assert RECOVERY[point] in stderr and f"{RECOVERY[point]}0," not in stderr, stderr
 
 
 def test_a_rerun_right_after_a_crash_waits_out_the_grace_period(
-    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
     """A run killed while sending: Caselle may still commit what was on its way, so the
     rerun started at once trusts "no receipt" only after the grace period, then resends."""
     export = write_export(tmp_path / "pay.csv", [dp(i) for i in range(10)])
     out = tmp_path / "out"
     grace = {"CASELLE_IC_SETTLE_GRACE": "4", "CASELLE_IC_POST_BATCH": "10"}
-    r = payments_cli(export, cfg_path, out, sqlite_ledger, **grace, **{FAILPOINT: "post.claimed"})
+    r = payments_cli(export, fifty_toml, out, sqlite_ledger, **grace, **{FAILPOINT: "post.claimed"})
     assert r.returncode == -signal.SIGKILL
-    r = payments_cli(export, cfg_path, out, sqlite_ledger, **grace)
+    r = payments_cli(export, fifty_toml, out, sqlite_ledger, **grace)
     assert r.returncode == 0, r.stderr
     assert "10 post(s) or void(s) that may still have been on their way were asked again" in r.stderr
     assert "lost posts not committed (sent again) 10" in r.stderr
-    assert_exactly_once(emu, [dp(i) for i in range(10)], [], out)
+    assert_exactly_once(fifty_emu, [dp(i) for i in range(10)], [], out)
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("point", ["post.sent:2", "file.written"])
 def test_killed_at_a_crash_point_then_rerun_postgresql(
-    point: str, emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, pg_url: str
+    point: str, fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, pg_url: str
 ):
-    from tests.posting.conftest import drop_schema, pg_schema_url
+    from tests.fixtures.ledgers import drop_schema, pg_schema_url
 
     schema, url = pg_schema_url(pg_url)
     try:
         export, datapump, filed = _export(tmp_path)
         out = tmp_path / "out"
-        r = payments_cli(export, cfg_path, out, url, **SLOW, **{FAILPOINT: point})
+        r = payments_cli(export, fifty_toml, out, url, **SLOW, **{FAILPOINT: point})
         assert r.returncode == -signal.SIGKILL, r.stderr
-        stderr = _check_rerun(emu, export, cfg_path, out, url, datapump, filed)
+        stderr = _check_rerun(fifty_emu, export, fifty_toml, out, url, datapump, filed)
         assert RECOVERY[point] in stderr and f"{RECOVERY[point]}0," not in stderr, stderr
     finally:
         drop_schema(pg_url, schema)
@@ -178,7 +178,7 @@ def test_killed_at_a_crash_point_then_rerun_postgresql(
     ],
 )
 def test_sigkill_at_random_moments_then_rerun(
-    db: str, after_receipts: int, emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, request
+    db: str, after_receipts: int, fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, request
 ):
     """SIGKILL from outside once Caselle holds ``after_receipts`` receipts, plus a random
     few milliseconds: with 80 ms of latency per request the kill lands anywhere between
@@ -186,19 +186,19 @@ def test_sigkill_at_random_moments_then_rerun(
     if db == "sqlite":
         ledger_url = f"sqlite:///{tmp_path / 'state' / 'ledger.db'}"
     else:
-        from tests.posting.conftest import drop_schema, pg_schema_url
+        from tests.fixtures.ledgers import drop_schema, pg_schema_url
 
         pg_url = request.getfixturevalue("pg_url")
         schema, ledger_url = pg_schema_url(pg_url)
         request.addfinalizer(lambda: drop_schema(pg_url, schema))
     export, datapump, filed = _export(tmp_path)
     out = tmp_path / "out"
-    emu.faults(latency_ms=80)
+    fifty_emu.faults(latency_ms=80)
     proc = start_cli(
         "payments",
         str(export),
         "--config",
-        str(cfg_path),
+        str(fifty_toml),
         "--out",
         str(out),
         "--now",
@@ -208,27 +208,27 @@ def test_sigkill_at_random_moments_then_rerun(
         **SLOW,
     )
     deadline = time.monotonic() + 60
-    while emu.state()["counters"].get("receipts_created", 0) < after_receipts and proc.poll() is None:
+    while fifty_emu.state()["counters"].get("receipts_created", 0) < after_receipts and proc.poll() is None:
         assert time.monotonic() < deadline, "the run never posted"
         time.sleep(0.005)
     time.sleep(random.uniform(0, 0.06))
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {err}"
-    emu.reset_faults()
-    _check_rerun(emu, export, cfg_path, out, ledger_url, datapump, filed)
+    fifty_emu.reset_faults()
+    _check_rerun(fifty_emu, export, fifty_toml, out, ledger_url, datapump, filed)
 
 
-def test_two_runs_at_once(emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, ledger_url: str):
+def test_two_runs_at_once(fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, ledger_url: str):
     """Two processes on the same export and ledger: they share the work, never a payment."""
     export, datapump, filed = _export(tmp_path)
     out = tmp_path / "out"
-    emu.faults(latency_ms=100)
+    fifty_emu.faults(latency_ms=100)
     args = (
         "payments",
         str(export),
         "--config",
-        str(cfg_path),
+        str(fifty_toml),
         "--out",
         str(out),
         "--now",
@@ -240,8 +240,8 @@ def test_two_runs_at_once(emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, 
     procs = [start_cli(*args, **env) for _ in range(2)]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in results]
-    assert_exactly_once(emu, datapump, filed, out)
-    assert emu.state()["counters"]["receipts_voided"] == 2
+    assert_exactly_once(fifty_emu, datapump, filed, out)
+    assert fifty_emu.state()["counters"]["receipts_voided"] == 2
     with open_ledger(ledger_url) as led, led.begin() as conn:
         runs = set(
             conn.execute(sa.select(payments.c.last_run_id).where(payments.c.state == "posted")).scalars()
@@ -250,33 +250,33 @@ def test_two_runs_at_once(emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, 
 
 
 def test_caselle_unreachable_exits_2_and_the_rerun_posts(
-    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path
+    fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path
 ):
     export = write_export(tmp_path / "pay.csv", [dp(0), dp(1)])
-    emu.stop()
+    fifty_emu.stop()
     r = run_cli(
-        "payments", str(export), "--config", str(cfg_path), "--out", str(tmp_path / "out"), "--now", NOW
+        "payments", str(export), "--config", str(fifty_toml), "--out", str(tmp_path / "out"), "--now", NOW
     )
     assert r.returncode == 2, r.stderr
     assert "Caselle Connect could not be reached" in r.stderr and "pending 2" in r.stderr
-    emu.start()
+    fifty_emu.start()
     r = run_cli(
-        "payments", str(export), "--config", str(cfg_path), "--out", str(tmp_path / "out"), "--now", NOW
+        "payments", str(export), "--config", str(fifty_toml), "--out", str(tmp_path / "out"), "--now", NOW
     )
     assert r.returncode == 0 and "posted 2" in r.stderr
-    assert_exactly_once(emu, [dp(0), dp(1)], [], tmp_path / "out")
+    assert_exactly_once(fifty_emu, [dp(0), dp(1)], [], tmp_path / "out")
 
 
-def test_bad_ledger_url_is_exit_2(cfg_path: Path, tmp_path: Path):
+def test_bad_ledger_url_is_exit_2(fifty_toml: Path, tmp_path: Path):
     export = write_export(tmp_path / "pay.csv", [dp(0)])
-    r = payments_cli(export, cfg_path, tmp_path / "out", "not a url")
+    r = payments_cli(export, fifty_toml, tmp_path / "out", "not a url")
     assert r.returncode == 2 and "--ledger is not a database URL" in r.stderr
     assert not subprocess.run(["ls", str(tmp_path / "out")], capture_output=True).stdout
 
 
 @pytest.mark.parametrize("kind", ["dangling symlink", "regular file", "rejects is a file", "read-only"])
 def test_unwritable_output_exits_2_before_anything_is_posted(
-    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, kind: str
+    fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, kind: str
 ):
     """Issue 13.6: every output location is checked before the first request to Caselle."""
     import os
@@ -298,8 +298,8 @@ def test_unwritable_output_exits_2_before_anything_is_posted(
             pytest.skip("root writes into a read-only directory")
         out.mkdir(mode=0o500)
         expect = f"{out} is not writable"
-    r = payments_cli(export, cfg_path, out, f"sqlite:///{tmp_path / 'ledger.db'}")
+    r = payments_cli(export, fifty_toml, out, f"sqlite:///{tmp_path / 'ledger.db'}")
     assert r.returncode == 2, r.stderr
     assert expect in r.stderr
-    assert emu.receipts() == [] and emu.state()["counters"]["mutation_requests"] == 0
+    assert fifty_emu.receipts() == [] and fifty_emu.state()["counters"]["mutation_requests"] == 0
     assert not (tmp_path / "nowhere").exists()

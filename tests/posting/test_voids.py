@@ -33,16 +33,16 @@ def states(url: str) -> dict[str, tuple[str, str | None]]:
 
 
 def test_refund_and_ach_reject_each_through_their_endpoint(
-    emu: EmulatorProcess, tmp_path: Path, monkeypatch, ledger_url: str
+    fifty_emu: EmulatorProcess, tmp_path: Path, monkeypatch, ledger_url: str
 ):
-    for k, v in emu.env().items():
+    for k, v in fifty_emu.env().items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("CASELLE_IC_RETRY_WINDOW", "2")  # /dp is down: give up on it in 2 s, not 30
-    cfg = emu.write_config(
+    cfg = fifty_emu.write_config(
         tmp_path / "biller" / "biller.toml",
         settings={
-            "11": emu.graphql_url_under("dp"),
-            "101": emu.graphql_url_under("ach"),
+            "11": fifty_emu.graphql_url_under("dp"),
+            "101": fifty_emu.graphql_url_under("ach"),
             "102": "sample-city",
             "103": "env:CASELLE_DP_PASSWORD",
         },
@@ -53,47 +53,49 @@ def test_refund_and_ach_reject_each_through_their_endpoint(
     )
     refund, reject = reversal("REFUND", dp(0)), reversal("ACH_REJECT", dp(1))
     e2 = write_export(tmp_path / "d2.csv", [refund, reject])
-    emu.faults(down_prefixes=["/dp"])  # the payments endpoint is down; 101 is not
+    fifty_emu.faults(down_prefixes=["/dp"])  # the payments endpoint is down; 101 is not
     r = run(e2, cfg, tmp_path / "o2", ledger_url, DAY2)
     assert r.exit_status == 1 and r.counts["voided"] == 1 and r.counts["pending"] == 1, r.summary_lines()
-    assert voided(emu) == {dp(1)["payment_guid"]: "2026-11-03"}  # the ACH reject went through /ach
+    assert voided(fifty_emu) == {dp(1)["payment_guid"]: "2026-11-03"}  # the ACH reject went through /ach
     # the refund's void got a 503: its outcome is unknown until settled
     assert states(ledger_url)[refund["payment_guid"]][0] == "void_unknown"
-    emu.reset_faults()
+    fifty_emu.reset_faults()
     r2 = run(e2, cfg, tmp_path / "o2", ledger_url, "2026-11-04T07:00:00")
     assert r2.exit_status == 0 and r2.counts["voided"] == 1 and r2.counts["earlier"] == 1, r2.summary_lines()
-    assert voided(emu) == {dp(0)["payment_guid"]: "2026-11-04", dp(1)["payment_guid"]: "2026-11-03"}
-    assert emu.state()["counters"]["receipts_voided"] == 2
-    assert_exactly_once(emu, day1, [], tmp_path / "o1")
+    assert voided(fifty_emu) == {dp(0)["payment_guid"]: "2026-11-04", dp(1)["payment_guid"]: "2026-11-03"}
+    assert fifty_emu.state()["counters"]["receipts_voided"] == 2
+    assert_exactly_once(fifty_emu, day1, [], tmp_path / "o1")
 
 
 def test_void_whose_answer_was_lost_is_settled_not_resent(
-    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
-    run(write_export(tmp_path / "d1.csv", [dp(0)]), cfg_path, tmp_path / "o", sqlite_ledger, DAY1)
+    run(write_export(tmp_path / "d1.csv", [dp(0)]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY1)
     e2 = write_export(tmp_path / "d2.csv", [reversal("REFUND", dp(0))])
-    before = emu.state()["counters"]["mutation_requests"]
-    emu.faults(drop_after_commit=1)  # the void commits; its answer is cut off
-    r = run(e2, cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    before = fifty_emu.state()["counters"]["mutation_requests"]
+    fifty_emu.faults(drop_after_commit=1)  # the void commits; its answer is cut off
+    r = run(e2, fifty_toml, tmp_path / "o", sqlite_ledger, DAY2)
     assert r.exit_status == 0 and r.counts["voided"] == 1, r.summary_lines()
-    counters = emu.state()["counters"]
+    counters = fifty_emu.state()["counters"]
     assert counters["dropped_connections"] == 1 and counters["receipts_voided"] == 1
     assert counters["mutation_requests"] == before + 1  # settled by a query, never sent again
-    again = run(e2, cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    again = run(e2, fifty_toml, tmp_path / "o", sqlite_ledger, DAY2)
     assert again.exit_status == 0 and again.counts["earlier"] == 1
-    assert emu.state()["counters"]["mutation_requests"] == before + 1
+    assert fifty_emu.state()["counters"]["mutation_requests"] == before + 1
     state, reason = states(sqlite_ledger)[reversal("REFUND", dp(0))["payment_guid"]]
     assert state == "voided" and reason is not None and reason.startswith("settled")
 
 
 def test_reversal_of_a_file_payment_goes_to_manual_handling(
-    emu, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    fifty_emu, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
-    run(write_export(tmp_path / "d1.csv", [lb(0)]), cfg_path, tmp_path / "o", sqlite_ledger, DAY1)
+    run(write_export(tmp_path / "d1.csv", [lb(0)]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY1)
     rev = reversal("REFUND", lb(0))
-    r = run(write_export(tmp_path / "d2.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    r = run(write_export(tmp_path / "d2.csv", [rev]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY2)
     assert (
-        r.exit_status == 1 and r.counts["manual"] == 1 and emu.state()["counters"]["mutation_requests"] == 0
+        r.exit_status == 1
+        and r.counts["manual"] == 1
+        and fifty_emu.state()["counters"]["mutation_requests"] == 0
     )
     reason = r.quarantined.set_index("payment_guid").loc[rev["payment_guid"], "reason"]
     assert (
@@ -105,71 +107,73 @@ def test_reversal_of_a_file_payment_goes_to_manual_handling(
 
 
 def test_reversal_of_an_unknown_payment_is_reported_and_nothing_sent(
-    emu, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    fifty_emu, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
     ghost = {**dp(0), "payment_guid": guid("never-seen")}
     rev = reversal("REFUND", ghost)
-    r = run(write_export(tmp_path / "d.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    r = run(write_export(tmp_path / "d.csv", [rev]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY2)
     assert r.exit_status == 1 and r.counts["quarantined"] == 1
-    assert emu.state()["counters"]["mutation_requests"] == 0
+    assert fifty_emu.state()["counters"]["mutation_requests"] == 0
     assert (
         "unknown (not in the ledger, no receipt in Caselle); nothing sent" in r.quarantined["reason"].iloc[0]
     )
 
 
 def test_original_known_only_to_caselle_is_looked_up_and_voided(
-    emu, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    fifty_emu, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
     other_ledger = f"sqlite:///{tmp_path / 'other.db'}"  # e.g. posted before this ledger existed
-    run(write_export(tmp_path / "d1.csv", [dp(0)]), cfg_path, tmp_path / "o", other_ledger, DAY1)
+    run(write_export(tmp_path / "d1.csv", [dp(0)]), fifty_toml, tmp_path / "o", other_ledger, DAY1)
     rev = reversal("REFUND", dp(0))
-    r = run(write_export(tmp_path / "d2.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    r = run(write_export(tmp_path / "d2.csv", [rev]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY2)
     assert r.exit_status == 0 and r.counts["voided"] == 1
-    assert list(voided(emu)) == [dp(0)["payment_guid"]]
+    assert list(voided(fifty_emu)) == [dp(0)["payment_guid"]]
 
 
-def test_payment_and_its_reversals_in_one_export(emu, cfg_path: Path, tmp_path: Path, sqlite_ledger: str):
+def test_payment_and_its_reversals_in_one_export(
+    fifty_emu, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
+):
     """Payments go first, so a refund in the same export voids the receipt just created;
     a second reversal of the same payment is reported, never an ALREADY_VOIDED."""
     refund, reject = reversal("REFUND", dp(0)), reversal("ACH_REJECT", dp(0), tag="rev2")
     rows = [refund, dp(0), dp(1), reject]
-    r = run(write_export(tmp_path / "d.csv", rows), cfg_path, tmp_path / "o", sqlite_ledger, DAY1)
+    r = run(write_export(tmp_path / "d.csv", rows), fifty_toml, tmp_path / "o", sqlite_ledger, DAY1)
     assert (r.counts["posted"], r.counts["voided"], r.counts["quarantined"]) == (2, 1, 1), r.summary_lines()
-    assert list(voided(emu)) == [dp(0)["payment_guid"]]
+    assert list(voided(fifty_emu)) == [dp(0)["payment_guid"]]
     reason = r.quarantined.set_index("payment_guid").loc[reject["payment_guid"], "reason"]
     assert reason == f"the original payment is already reversed by {refund['payment_guid']}; nothing sent"
-    assert_exactly_once(emu, [dp(0), dp(1)], [], tmp_path / "o")
+    assert_exactly_once(fifty_emu, [dp(0), dp(1)], [], tmp_path / "o")
 
 
 def test_void_answered_by_500_is_settled_and_sent_again_in_the_same_run(
-    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
     """Issue 9.7: one void, one HTTP 500, nothing else in flight: settled as "not voided",
     then sent again in this run (not left pending with exit 1)."""
-    run(write_export(tmp_path / "d1.csv", [dp(0)]), cfg_path, tmp_path / "o", sqlite_ledger, DAY1)
+    run(write_export(tmp_path / "d1.csv", [dp(0)]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY1)
     rev = reversal("REFUND", dp(0))
-    before = emu.state()["counters"]["mutation_requests"]
-    emu.faults(fail_next=1)  # the void answers HTTP 500 without processing
-    r = run(write_export(tmp_path / "d2.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    before = fifty_emu.state()["counters"]["mutation_requests"]
+    fifty_emu.faults(fail_next=1)  # the void answers HTTP 500 without processing
+    r = run(write_export(tmp_path / "d2.csv", [rev]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY2)
     assert r.exit_status == 0 and r.counts["voided"] == 1, r.summary_lines()
-    assert voided(emu) == {dp(0)["payment_guid"]: "2026-11-03"}
-    assert emu.state()["counters"]["receipts_voided"] == 1
-    assert emu.state()["counters"]["mutation_requests"] == before + 1  # the 500 was not processed
+    assert voided(fifty_emu) == {dp(0)["payment_guid"]: "2026-11-03"}
+    assert fifty_emu.state()["counters"]["receipts_voided"] == 1
+    assert fifty_emu.state()["counters"]["mutation_requests"] == before + 1  # the 500 was not processed
     assert states(sqlite_ledger)[rev["payment_guid"]][0] == "voided"
 
 
 def test_partial_refund_is_reported_for_manual_handling_and_nothing_sent(
-    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
     """Issue 13.3: only a full reversal is voided; a REFUND of 5.00 against a PAYMENT of
     50.00 (or any other amount) is left to a person, and Caselle's receipt stays live."""
     pay = {**dp(0), "amount": "50.00"}
-    run(write_export(tmp_path / "d1.csv", [pay]), cfg_path, tmp_path / "o", sqlite_ledger, DAY1)
+    run(write_export(tmp_path / "d1.csv", [pay]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY1)
     rev = {**reversal("REFUND", pay), "amount": "5.00"}
-    before = emu.state()["counters"]["mutation_requests"]
-    r = run(write_export(tmp_path / "d2.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    before = fifty_emu.state()["counters"]["mutation_requests"]
+    r = run(write_export(tmp_path / "d2.csv", [rev]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY2)
     assert r.exit_status == 1 and r.counts["manual"] == 1, r.summary_lines()
-    assert emu.state()["counters"]["mutation_requests"] == before and voided(emu) == {}
+    assert fifty_emu.state()["counters"]["mutation_requests"] == before and voided(fifty_emu) == {}
     reason = r.quarantined.set_index("payment_guid").loc[rev["payment_guid"], "reason"]
     assert reason == (
         "manual: a partial reversal (5.00 of the original's 50.00) is not voided; "
@@ -179,13 +183,13 @@ def test_partial_refund_is_reported_for_manual_handling_and_nothing_sent(
 
 
 def test_partial_refund_of_an_original_known_only_to_caselle_is_manual(
-    emu: EmulatorProcess, cfg_path: Path, tmp_path: Path, sqlite_ledger: str
+    fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path, sqlite_ledger: str
 ):
     pay = {**dp(0), "amount": "50.00"}
     other_ledger = f"sqlite:///{tmp_path / 'other.db'}"
-    run(write_export(tmp_path / "d1.csv", [pay]), cfg_path, tmp_path / "o", other_ledger, DAY1)
+    run(write_export(tmp_path / "d1.csv", [pay]), fifty_toml, tmp_path / "o", other_ledger, DAY1)
     rev = {**reversal("REFUND", pay), "amount": "5.00"}
-    before = emu.state()["counters"]["mutation_requests"]
-    r = run(write_export(tmp_path / "d2.csv", [rev]), cfg_path, tmp_path / "o", sqlite_ledger, DAY2)
+    before = fifty_emu.state()["counters"]["mutation_requests"]
+    r = run(write_export(tmp_path / "d2.csv", [rev]), fifty_toml, tmp_path / "o", sqlite_ledger, DAY2)
     assert r.exit_status == 1 and r.counts["manual"] == 1, r.summary_lines()
-    assert emu.state()["counters"]["mutation_requests"] == before and voided(emu) == {}
+    assert fifty_emu.state()["counters"]["mutation_requests"] == before and voided(fifty_emu) == {}

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ import sqlalchemy as sa
 
 from caselle_ic.store.inbox_claims import InboxStore, inbox_files
 from caselle_ic.store.ledger import MIGRATIONS, open_ledger, runs, schema_version
-from tests.posting.conftest import drop_schema, pg_schema_url
 
 OLD_MAIN = "7fe4e1a"
 REPO = Path(__file__).resolve().parents[2]
@@ -71,31 +69,18 @@ def run_old(root: Path, url: str, *, with_ledger: bool) -> None:
     assert r.returncode == 0, r.stderr
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'ledger.db'}"
-        return
-    pg_url = request.getfixturevalue("pg_url")
-    schema, schema_url = pg_schema_url(pg_url)
-    try:
-        yield schema_url
-    finally:
-        drop_schema(pg_url, schema)
-
-
 @pytest.mark.parametrize("with_ledger", [True, False], ids=["ledger-and-inbox", "inbox-only"])
-def test_a_ledger_made_by_the_old_main_upgrades(old_main: Path, url: str, with_ledger: bool) -> None:
-    if url.startswith("sqlite"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    run_old(old_main, url, with_ledger=with_ledger)
-    with open_ledger(url) as led:
+def test_a_ledger_made_by_the_old_main_upgrades(old_main: Path, ledger_url: str, with_ledger: bool) -> None:
+    if ledger_url.startswith("sqlite"):
+        Path(ledger_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    run_old(old_main, ledger_url, with_ledger=with_ledger)
+    with open_ledger(ledger_url) as led:
         assert led.version() == max(v for v, _, _ in MIGRATIONS) == 5
         with led.begin() as conn:
             versions = list(conn.execute(sa.select(schema_version.c.version).order_by("version")).scalars())
             assert versions == [1, 2, 3, 4, 5]
             assert len(conn.execute(sa.select(runs)).all()) == (1 if with_ledger else 0)
-    store = InboxStore(url)
+    store = InboxStore(ledger_url)
     try:
         row = store.get("b1", SHA)
         assert row is not None and (row["status"], row["name"], row["detail"]) == (
