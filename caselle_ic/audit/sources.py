@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from caselle_ic.audit.compare import FileCheck, LockboxSide, Seen
+from caselle_ic.audit.discrepancy import FileCheck, LockboxSide, Seen
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.connect.client import CaselleClient, Purpose
 from caselle_ic.errors import CaselleAPIError, InputError
