@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from caselle_ic.config.model import PASSWORD_SETTINGS, BillerConfig, Setting, load_config
+from caselle_ic.config.model import BillerConfig, load_config
+from caselle_ic.config.settings import PASSWORD_SETTINGS, Setting
 from caselle_ic.errors import ConfigError
 from caselle_ic.tabular.values import mask_account_value
 

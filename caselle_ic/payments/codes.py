@@ -45,7 +45,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caselle_ic.config.model import BillerConfig, Setting
+from caselle_ic.config.model import BillerConfig
+from caselle_ic.config.settings import Setting
 from caselle_ic.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caselle_ic.config.model import BillerConfig, Setting
+from caselle_ic.config.model import BillerConfig
+from caselle_ic.config.settings import Setting
 from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.payments.codes import parse_fallback
 from caselle_ic.tabular.output import REASON, atomic_output
