@@ -53,7 +53,8 @@ LINES = 5
 STEPS = r"""
 import json, resource, sys, time
 from caselle_ic.config.model import load_config, resolve_now
-from caselle_ic.invoices.build import build_records, check_extract, read_extract
+from caselle_ic.invoices.build import build_records
+from caselle_ic.invoices.checks import check_extract, read_extract
 from caselle_ic.invoices.pipeline import use_jemalloc
 from caselle_ic.invoices.writer import write_invoice_file
 

@@ -181,7 +181,8 @@ def stage_floor(export: Path, out_dir: Path) -> dict:
 
 def stage_ours(export: Path, out_dir: Path, config: Path) -> dict:
     from caselle_ic.config.model import load_config
-    from caselle_ic.payments.codes import load_payment_codes, resolve_codes
+    from caselle_ic.payments.codes import load_payment_codes
+    from caselle_ic.payments.codes_resolve import resolve_codes
     from caselle_ic.payments.export import read_payment_export
     from caselle_ic.payments.lockbox import write_lockbox_files
 

@@ -227,12 +227,12 @@ def _codes_args(p: argparse.ArgumentParser) -> None:
 
 @command("codes", "payment codes (setting 131)", _codes_args)
 def cmd_codes(args: argparse.Namespace, cfg: Any) -> Report:
-    from caselle_ic.payments import codes
+    from caselle_ic.payments import codes_explain
 
     if args.codes_command == "template":
-        text = codes.template_json()
+        text = codes_explain.template_json()
         return Report(0, {"setting_131": json.loads(text)}, stdout=text + "\n")
-    text = codes.explain_text(
+    text = codes_explain.explain_text(
         cfg,
         payment_type=args.payment_type,
         card_vendor=args.card_vendor,

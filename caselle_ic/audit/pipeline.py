@@ -21,7 +21,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from caselle_ic.audit import compare, report, sources
+from caselle_ic.audit import report, sources
+from caselle_ic.audit.compare import audit_day, count_by_kind
+from caselle_ic.audit.discrepancy import Discrepancy, LockboxSide
+from caselle_ic.audit.totals import DIFFERENCE, caselle_amounts, totals_table
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError, UsageError
 from caselle_ic.result import RunResult
@@ -36,7 +39,7 @@ class AuditResult(RunResult):
     """A RunResult whose exit status is 1 when the audit found discrepancies."""
 
     day: str = ""
-    discrepancies: list[compare.Discrepancy] = field(default_factory=list)
+    discrepancies: list[Discrepancy] = field(default_factory=list)
     by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -115,7 +118,7 @@ def gather_caselle(
     return sources.caselle_side(cfg, sources.lookups_needed(led.rows), **options)
 
 
-def gather_lockbox(led: sources.LedgerSide, day: date) -> compare.LockboxSide:
+def gather_lockbox(led: sources.LedgerSide, day: date) -> LockboxSide:
     """The lockbox files on disk: bytes against the ledger's SHA-256, lines indexed."""
     rows = [r for r in led.rows if r["transaction_type"] == "PAYMENT" and r.get("posting_method") == "File"]
     return sources.lockbox_side(rows, led.files, day)
@@ -141,7 +144,7 @@ def run_audit(
         exp: sources.ExportSide = wrap(gather_export)(cfg, day, export_paths, ledger)
         led: sources.LedgerSide = wrap(gather_ledger)(ledger, biller_key(cfg), day, exp)
         cas: sources.CaselleSide = wrap(gather_caselle)(cfg, led, dict(caselle_options or {}))
-        box: compare.LockboxSide = wrap(gather_lockbox)(led, day)
+        box: LockboxSide = wrap(gather_lockbox)(led, day)
     finally:
         ledger.close()
     result: AuditResult = wrap(report_day)(cfg, day, Path(out_dir), exp, led, cas, box)
@@ -155,20 +158,18 @@ def report_day(
     exp: sources.ExportSide,
     led: sources.LedgerSide,
     cas: sources.CaselleSide,
-    box: compare.LockboxSide,
+    box: LockboxSide,
 ) -> AuditResult:
     """Compare the sides, write the CSVs, count."""
-    found = compare.audit_day(exp.rows, led.rows, cas.receipts, led.reversals_of, box, led.known_guids)
-    totals = compare.totals_table(
-        exp.rows, led.rows, compare.caselle_amounts(led.rows, cas.receipts, led.reversals_of, box)
-    )
+    found = audit_day(exp.rows, led.rows, cas.receipts, led.reversals_of, box, led.known_guids)
+    totals = totals_table(exp.rows, led.rows, caselle_amounts(led.rows, cas.receipts, led.reversals_of, box))
     frame = report.discrepancy_frame(found)
     totals_frame = report.totals_frame(totals)
     outputs = [
         report.write_csv(frame, report.audit_csv_path(out, day)),
         report.write_csv(totals_frame, report.totals_csv_path(out, day)),
     ]
-    by_kind = compare.count_by_kind(found)
+    by_kind = count_by_kind(found)
     payments_ = [r for r in led.rows if r["transaction_type"] == "PAYMENT"]
     counts = {
         "export rows": len(exp.rows),
@@ -206,7 +207,7 @@ def report_day(
         absent = sum(1 for r in led.rows if str(r["payment_guid"]) not in exported)
         if absent:
             result.notes.append(f"{absent} ledger payment(s) of the day are in none of the audited exports")
-    if any(t["check"] == compare.DIFFERENCE for t in totals):
+    if any(t["check"] == DIFFERENCE for t in totals):
         result.notes.append("the totals differ between export, ledger and Caselle: see the totals table")
     result.tables["discrepancies"] = frame
     result.tables["totals"] = totals_frame

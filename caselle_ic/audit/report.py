@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from caselle_ic.audit.compare import COLUMNS, TOTAL_COLUMNS, Discrepancy
+from caselle_ic.audit.discrepancy import COLUMNS, Discrepancy
+from caselle_ic.audit.totals import TOTAL_COLUMNS
 from caselle_ic.tabular.output import atomic_output
 from caselle_ic.tabular.values import mask_account_value, spreadsheet_safe
 

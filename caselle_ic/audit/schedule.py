@@ -3,7 +3,7 @@ the day's last payments pickup (``[schedule].payments``), so it audits what that
 
 from __future__ import annotations
 
-from caselle_ic.config.model import ScheduleSection
+from caselle_ic.config.sections import ScheduleSection
 
 
 def _values(field: str, top: int) -> set[int] | None:

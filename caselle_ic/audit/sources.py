@@ -27,11 +27,12 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from caselle_ic.audit.compare import FileCheck, LockboxSide, Seen
+from caselle_ic.audit.discrepancy import FileCheck, LockboxSide, Seen
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.connect.client import CaselleClient, Purpose
 from caselle_ic.errors import CaselleAPIError, InputError
-from caselle_ic.payments.codes import load_payment_codes, resolve_codes
+from caselle_ic.payments.codes import load_payment_codes
+from caselle_ic.payments.codes_resolve import resolve_codes
 from caselle_ic.payments.export import read_payment_export
 from caselle_ic.payments.lockbox import lockbox_lines
 from caselle_ic.store.ledger import Ledger, lockbox_files, payments

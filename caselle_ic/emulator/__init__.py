@@ -18,7 +18,9 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from caselle_ic.emulator.app import SCHEMA_VARIANTS, EmulatorApp, Faults, variant_sdl
+from caselle_ic.emulator.app import EmulatorApp
+from caselle_ic.emulator.faults import Faults
+from caselle_ic.emulator.resolvers import SCHEMA_VARIANTS, variant_sdl
 from caselle_ic.emulator.store import SeedCustomer, Store, read_seed_extract
 from caselle_ic.errors import ConfigError
 from caselle_ic.resources import SAMPLES
@@ -89,7 +91,7 @@ def serve(
         db = Path(tempfile.mkdtemp(prefix="caselle-emulator-")) / "emulator.db"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # ariadne logs every GraphQL error with a traceback; NOT_FOUND and friends are normal
-    # answers here. Unexpected resolver failures are logged by app.format_error.
+    # answers here. Unexpected resolver failures are logged by resolvers.format_error.
     logging.getLogger("caselle_ic.emulator.graphql").setLevel(logging.CRITICAL)
     app = create_app(
         db,

@@ -11,6 +11,10 @@ would):
 * ``duplicate``: add a second receipt with the same confirmation number (a new number);
 * ``delete``: remove a receipt.
 
+Every admin route (``/_admin/state``, ``faults``, ``reset``, ``expire-tokens``,
+``paper-updates``, ``receipts``, ``receipts/<op>``, ``requests``) is answered by
+:func:`admin_answer` once the app has checked the credentials.
+
 ``GET /_admin/requests``: the GraphQL requests served, oldest first (the last
 :data:`LOG_SIZE`), each ``{"seq", "operation": "query"|"mutation", "fields": [...]}`` —
 what the tests assert on to prove the audit sends no mutation.
@@ -25,11 +29,12 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules, validate
 from graphql.language import FieldNode, OperationDefinitionNode
 
+from caselle_ic.emulator.faults import Faults
 from caselle_ic.emulator.store import Store, StoreError
 
 LOG_SIZE = 10_000
@@ -228,6 +233,50 @@ def receipt_operation(store: Store, op: str, body: bytes) -> tuple[int, Any]:
     except ValueError as exc:
         return 400, {"error": str(exc)}
     return 404, {"error": f"no receipt operation {op!r}: void, change, duplicate, delete"}
+
+
+# -- the admin routes --------------------------------------------------------------------------
+class AdminTarget(Protocol):
+    """What the admin routes act on: the running emulator (``EmulatorApp``)."""
+
+    store: Store
+    faults: Faults
+    requests: RequestLog
+
+    def state(self) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
+
+    def expire_tokens(self) -> int: ...
+
+
+def admin_answer(app: AdminTarget, method: str | None, path: str, body: bytes) -> tuple[int, Any]:
+    """``/_admin/...`` (already authorized): (HTTP status, JSON answer)."""
+    if path == "/_admin/state" and method == "GET":
+        return 200, app.state()
+    if path == "/_admin/faults" and method == "POST":
+        try:
+            changes = json.loads(body or b"{}")
+            if not isinstance(changes, dict):
+                raise ValueError("send a JSON object")
+            app.faults.update(changes)
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        return 200, app.faults.as_dict()
+    if path == "/_admin/reset" and method == "POST":
+        app.reset()
+        return 200, app.state()
+    if path == "/_admin/expire-tokens" and method == "POST":
+        return 200, {"expired": app.expire_tokens()}
+    if path == "/_admin/paper-updates" and method == "GET":
+        return 200, app.store.paper_updates()
+    if path == "/_admin/receipts" and method == "GET":
+        return 200, app.store.all_receipts()
+    if path.startswith("/_admin/receipts/") and method == "POST":  # hand edits (above)
+        return receipt_operation(app.store, path.rsplit("/", 1)[1], body)
+    if path == "/_admin/requests" and method == "GET":
+        return 200, {"totals": dict(app.requests.totals), "requests": app.requests.entries()}
+    return 404, {"error": f"no admin route {method} {path}"}
 
 
 # -- bulk seeding (benchmarks) -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Hostile answers (issue 13): the emulator answering wrongly on purpose.
 
-Armed through :class:`~caselle_ic.emulator.app.Faults` (``hostile``, ``hostile_next``,
+Armed through :class:`~caselle_ic.emulator.faults.Faults` (``hostile``, ``hostile_next``,
 ``hostile_on`` and the mode's parameter), for the next N requests to the GraphQL endpoint
 or the token endpoint. Modes:
 

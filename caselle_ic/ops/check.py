@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from caselle_ic.config.model import PASSWORD_SETTINGS, BillerConfig, Setting, load_config
+from caselle_ic.config.model import BillerConfig, load_config
+from caselle_ic.config.settings import PASSWORD_SETTINGS, Setting
 from caselle_ic.errors import ConfigError
 from caselle_ic.tabular.values import mask_account_value
 
@@ -207,6 +208,7 @@ def payment_code_table(cfg: BillerConfig) -> tuple[dict[str, Any], list[Problem]
     """Setting 131's entries, the fallbacks and the default posting method, and the
     problems a run would meet resolving them (every payment key the entries name)."""
     from caselle_ic.payments import codes
+    from caselle_ic.payments.codes_resolve import resolve_one
 
     problems: list[Problem] = []
     try:
@@ -245,7 +247,7 @@ def payment_code_table(cfg: BillerConfig) -> tuple[dict[str, Any], list[Problem]
             for card in cards:
                 for obd in obds:
                     try:
-                        res = codes.resolve_one(table, ptype, itype, card, obd)
+                        res = resolve_one(table, ptype, itype, card, obd)
                     except ConfigError as exc:
                         msg = _message(exc)
                         if msg not in seen:

@@ -35,7 +35,8 @@ from graphql import (
 from graphql.language import FieldNode, OperationDefinitionNode
 from graphql.utilities import type_from_ast
 
-from caselle_ic.config.model import BillerConfig, Endpoint, Setting
+from caselle_ic.config.model import BillerConfig, Endpoint
+from caselle_ic.config.settings import Setting
 from caselle_ic.connect import client as cc
 from caselle_ic.errors import (
     CaselleAPIError,

@@ -138,7 +138,7 @@ def _quarantined(cfg: BillerConfig, guid: str) -> str | None:
 
 
 def _codes_explain(cfg: BillerConfig, row: dict[str, Any]) -> str:
-    from caselle_ic.payments.codes import explain_text
+    from caselle_ic.payments.codes_explain import explain_text
 
     try:
         text = explain_text(

@@ -42,7 +42,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caselle_ic.config.model import BillerConfig, Setting
+from caselle_ic.config.model import BillerConfig
+from caselle_ic.config.settings import Setting
 from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.payments.codes import parse_fallback
 from caselle_ic.tabular.output import REASON, atomic_output
@@ -390,7 +391,7 @@ def plan_lockbox_files(
     ``frame``: the payments to put in files *now* (resolved codes, not yet filed by any
     earlier run): columns ``payment_guid``, ``payment_date`` (datetime), ``distribution_code``,
     ``payment_code``, ``amount_cents``, ``account_number``, ``customer_name``; optional
-    ``distribution_source`` / ``payment_source`` (from ``codes.resolve_codes``) make the
+    ``distribution_source`` / ``payment_source`` (from ``codes_resolve.resolve_codes``) make the
     reasons name the setting to fix. Lines keep the frame's order.
     """
     missing = [c for c in NEEDED if c not in frame.columns]

@@ -35,7 +35,8 @@ import pandas as pd
 
 from caselle_ic.config.model import BillerConfig, load_config, resolve_now
 from caselle_ic.errors import OutputError
-from caselle_ic.payments.codes import PaymentCodeConfig, load_payment_codes, resolve_codes
+from caselle_ic.payments.codes import PaymentCodeConfig, load_payment_codes
+from caselle_ic.payments.codes_resolve import resolve_codes
 from caselle_ic.payments.export import PaymentExport, read_payment_export
 from caselle_ic.payments.posting import PaymentBook, PostingOptions, PostingRun
 from caselle_ic.payments.reconcile import (

@@ -123,7 +123,7 @@ def guid_differences(export: pd.DataFrame, outcomes: Mapping[str, pd.DataFrame |
 
 def export_frame(export: PaymentExport, resolved: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every export line for :func:`reconcile`: the valid rows (with their codes when
-    ``resolved`` — the valid rows after ``codes.resolve_codes`` — is given) and the rows
+    ``resolved`` — the valid rows after ``codes_resolve.resolve_codes`` — is given) and the rows
     quarantined while reading (no codes; amount as far as it parses)."""
     valid = resolved if resolved is not None else export.valid
     q = export.quarantined

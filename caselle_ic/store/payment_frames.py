@@ -20,7 +20,7 @@ def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def ledger_records(frame: pd.DataFrame) -> pd.DataFrame:
-    """The export's valid rows (after ``codes.resolve_codes``) as ledger columns."""
+    """The export's valid rows (after ``codes_resolve.resolve_codes``) as ledger columns."""
     n = len(frame)
 
     def text(col: str) -> pd.Series:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from caselle_ic.audit.schedule import audit_cron
-from caselle_ic.config.model import ScheduleSection
+from caselle_ic.config.sections import ScheduleSection
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from caselle_ic.config.model import PASSWORD_SETTINGS, Setting, load_config, resolve_now
+from caselle_ic.config.model import load_config, resolve_now
+from caselle_ic.config.settings import PASSWORD_SETTINGS, Setting
 from caselle_ic.errors import ConfigError
 from tests.conftest import SAMPLES
 

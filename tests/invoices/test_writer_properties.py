@@ -21,7 +21,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caselle_ic.invoices.build import MESSAGE_FIELDS, split_message
+from caselle_ic.invoices.messages import MESSAGE_FIELDS, split_message
 from caselle_ic.invoices.writer import RecordSet, invoice_file_name, write_invoice_file
 from caselle_ic.schemas.invoices import clean_value, record_fields
 

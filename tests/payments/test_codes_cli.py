@@ -123,7 +123,7 @@ def test_codes_explain_errors_exit_2(make_cfg):
 
 
 def test_explain_warns_when_a_file_code_breaks_the_lockbox_limits(make_cfg):
-    from caselle_ic.payments.codes import explain_text
+    from caselle_ic.payments.codes_explain import explain_text
 
     doc = {"PaymentSettings": [{"PaymentTypeID": 2, "PaymentCode": 777, "PostingMethod": "File"}]}
     text = explain_text(make_cfg(doc), 2)

@@ -13,7 +13,8 @@ import pytest
 
 from caselle_ic.config.model import load_config, resolve_now
 from caselle_ic.errors import ConfigError, OutputError
-from caselle_ic.payments.codes import load_payment_codes, resolve_codes
+from caselle_ic.payments.codes import load_payment_codes
+from caselle_ic.payments.codes_resolve import resolve_codes
 from caselle_ic.payments.export import read_payment_export
 from caselle_ic.payments.lockbox import (
     FILE_COLUMN,

@@ -23,10 +23,9 @@ from caselle_ic.payments.codes import (
     PaymentCodeConfig,
     load_payment_codes,
     parse_fallback,
-    resolve_codes,
-    resolve_one,
-    template_json,
 )
+from caselle_ic.payments.codes_explain import template_json
+from caselle_ic.payments.codes_resolve import resolve_codes, resolve_one
 from tests.conftest import SAMPLES
 from tests.payments.paykit import UNSET, make_cfg  # noqa: F401  (a fixture)
 

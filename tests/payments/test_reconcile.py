@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from caselle_ic.config.model import load_config
-from caselle_ic.payments.codes import load_payment_codes, resolve_codes
+from caselle_ic.payments.codes import load_payment_codes
+from caselle_ic.payments.codes_resolve import resolve_codes
 from caselle_ic.payments.export import read_payment_export
 from caselle_ic.payments.lockbox import plan_lockbox_files
 from caselle_ic.payments.reconcile import (
