@@ -139,7 +139,9 @@ def test_a_rerun_right_after_a_crash_waits_out_the_grace_period(
     rerun started at once trusts "no receipt" only after the grace period, then resends."""
     export = write_export(tmp_path / "pay.csv", [dp(i) for i in range(10)])
     out = tmp_path / "out"
-    grace = {"CASELLE_IC_SETTLE_GRACE": "4", "CASELLE_IC_POST_BATCH": "10"}
+    # the rerun must start inside the window: 8 s leaves room for a start-up on a loaded
+    # machine (4 s did not, at load 10)
+    grace = {"CASELLE_IC_SETTLE_GRACE": "8", "CASELLE_IC_POST_BATCH": "10"}
     r = payments_cli(export, fifty_toml, out, sqlite_ledger, **grace, **{FAILPOINT: "post.claimed"})
     assert r.returncode == -signal.SIGKILL
     r = payments_cli(export, fifty_toml, out, sqlite_ledger, **grace)
