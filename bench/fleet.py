@@ -75,22 +75,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.payments import process_cpu  # noqa: E402 - after the path
+from caselle_ic.schemas.payments import column_names  # noqa: E402
+
 PG_ADMIN_URL = os.environ.get("CASELLE_IC_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 NS = uuid.UUID("0c7d3f5e-8f4a-4d51-9b6e-3a1f0e2c9d11")
-EXPORT_HEADER = [
-    "payment_guid",
-    "transaction_type",
-    "original_payment_guid",
-    "payment_date",
-    "account_number",
-    "customer_name",
-    "invoice_number",
-    "invoice_type_id",
-    "payment_type_id",
-    "card_vendor",
-    "obd_vendor",
-    "amount",
-]
 SCHEDULE_OFF = '\n[schedule]\ninvoices = ""\nadjustments = ""\npayments = ""\npaperless = ""\n'
 BACKDATE_SECONDS = 300  # older than the inbox's 30 s settle window
 
@@ -113,7 +102,7 @@ def make_inputs(work: Path, billers: int, payments: int) -> dict[str, Any]:
         path = folder / f"ic-payments-{day.replace('-', '')}.csv"
         with path.open("w", newline="", encoding="utf-8") as fh:
             out = csv.writer(fh)
-            out.writerow(EXPORT_HEADER)
+            out.writerow(column_names())
             for i in range(payments):
                 cents = 100 + (b * 7919 + i * 37) % 90_000
                 total_cents += cents
@@ -188,17 +177,6 @@ def measure(cmd: list[str], *, env: dict[str, str], cwd: Path = ROOT) -> tuple[d
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} … exited {proc.returncode}:\n{text[-2000:]}\n{errors[-3000:]}")
     return stats, text
-
-
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) a running process has used so far (Linux /proc)."""
-    if pid is None:
-        return float("nan")
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the ledger database --------------------------------------------------------------------
