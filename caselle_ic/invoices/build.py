@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import RecordSchemaError
 from caselle_ic.invoices.writer import RecordSet
+from caselle_ic.result import InvoiceCount
 from caselle_ic.schemas.invoices import (
     ACCOUNT_CLEAN,
     BAD_CENTS,
@@ -651,13 +652,13 @@ def build_records(checked: CheckedExtract, cfg: BillerConfig, now: datetime) -> 
     records = RecordSet(
         fh=fh, ih=ih, cr=cr, id=id_frame, lines_per_statement=checked.line_count, keep=keep, clean=True
     )
-    counts = {
-        "rows_in": checked.n_rows,
-        "statements_in": k,
-        "statements_written": n_keep,
-        "statements_quarantined": k - n_keep,
-        "rows_quarantined": len(rejects),
-        "records_written": records.n_records,
+    counts: dict[str, int] = {
+        InvoiceCount.ROWS_IN: checked.n_rows,
+        InvoiceCount.STATEMENTS_IN: k,
+        InvoiceCount.STATEMENTS_WRITTEN: n_keep,
+        InvoiceCount.STATEMENTS_QUARANTINED: k - n_keep,
+        InvoiceCount.ROWS_QUARANTINED: len(rejects),
+        InvoiceCount.RECORDS_WRITTEN: records.n_records,
     }
     return InvoiceBuild(
         records=records, rejects=rejects, counts=counts, total_cents=total, notes=notes, now=now
