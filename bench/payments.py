@@ -241,6 +241,7 @@ def stage_post(export: Path, config: Path, workdir: Path, workers: int, batch: i
     """The daily run on its own process: wall and CPU per step (getrusage of this process)."""
     from caselle_ic.payments.pipeline import run_daily_payments
     from caselle_ic.payments.posting import PostingOptions
+    from caselle_ic.result import PaymentCount
 
     steps: dict[str, dict[str, float]] = {}
 
@@ -273,7 +274,7 @@ def stage_post(export: Path, config: Path, workdir: Path, workers: int, batch: i
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "posted": result.counts["posted"],
+        "posted": result.counts[PaymentCount.POSTED],
         "exit": result.exit_status,
         "wall": wall,
         "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),

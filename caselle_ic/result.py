@@ -12,11 +12,19 @@ The one convention for "the run did not do its job" (exit 2): :attr:`RunResult.e
 why. With no outputs ("nothing written": every statement quarantined) the CLI prints it as
 its one error line; with outputs (payments: lockbox files and the reconciliation written,
 Caselle unreachable) the summary carries it as a note.
+
+Count names are declared here, once per kind, as a :class:`~enum.StrEnum` whose values are
+the labels every summary, ``--json`` object, artifact and ledger ``runs.counts`` shows
+(:class:`InvoiceCount`, :class:`PaymentCount`, :class:`PaperlessCount`,
+:class:`BalanceCount`, :class:`AuditCount`). Producers and consumers use the members, never
+the label text; :attr:`RunResult.counts` stays a plain ``dict`` of str to int (a member is a
+str, so a key written either way is the same key).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +38,96 @@ PERSONAL_COLUMNS = ("email", "phone", "address1", "address2")
 ACCOUNT_COLUMNS = ("account_number", "customer_number", "customernumber", "accountnumber")
 
 
+# -- count names, one enum per kind; the value is the label shown everywhere -----------------
+class InvoiceCount(StrEnum):
+    """``invoice-file`` and ``adjustments-file`` (:mod:`caselle_ic.invoices`)."""
+
+    ROWS_IN = "rows_in"
+    STATEMENTS_IN = "statements_in"
+    STATEMENTS_WRITTEN = "statements_written"
+    STATEMENTS_QUARANTINED = "statements_quarantined"
+    ROWS_QUARANTINED = "rows_quarantined"
+    RECORDS_WRITTEN = "records_written"
+
+
+class PaymentCount(StrEnum):
+    """``daily-payments`` (:mod:`caselle_ic.payments.pipeline`). POSTED .. QUARANTINED are
+    also the reconciliation outcomes; the ones after LOCKBOX_FILES appear only when nonzero."""
+
+    LINES = "lines"
+    VALID = "valid"
+    POSTED = "posted"
+    VOIDED = "voided"
+    FILED = "filed"
+    MANUAL = "manual"
+    PENDING = "pending"
+    EARLIER = "earlier"
+    QUARANTINED = "quarantined"
+    CONFLICTS = "conflicts"
+    LOCKBOX_FILES = "lockbox files"
+    SETTLED_FOUND = "settled after a lost answer"
+    SETTLED_ABSENT = "lost posts not committed (sent again)"
+    VOIDS_SETTLED_FOUND = "lost voids settled"
+    VOIDS_SETTLED_ABSENT = "lost voids not done (sent again)"
+    FILES_RECOVERED = "lockbox files recovered"
+    FILES_ABANDONED = "lockbox names abandoned"
+    CARRIED_OVER = "carried over"
+
+
+class PaperlessCount(StrEnum):
+    """``paperless-sync`` (:mod:`caselle_ic.sync.paperless`)."""
+
+    ROWS = "rows"
+    ACCOUNTS = "accounts"
+    SENT = "sent"
+    ALREADY_SENT = "already sent"
+    STALE = "stale"
+    SUPERSEDED = "superseded"
+    REFUSED = "refused by Caselle"
+    NOT_SENT = "not sent (retry)"
+    QUARANTINED = "quarantined"
+
+
+class BalanceCount(StrEnum):
+    """``balance-refresh`` (:mod:`caselle_ic.sync.balance`)."""
+
+    ACCOUNTS = "accounts"
+    FOUND = "found"
+    QUARANTINED = "quarantined"
+
+
+class AuditCount(StrEnum):
+    """``daily-audit`` (:mod:`caselle_ic.audit`). After DISCREPANCIES, one per discrepancy
+    kind (the audit CSV's ``kind``, in its order; :data:`caselle_ic.audit.compare.KINDS`),
+    counted only when nonzero."""
+
+    EXPORT_ROWS = "export rows"
+    LEDGER_PAYMENTS = "ledger payments"
+    LEDGER_REVERSALS = "ledger reversals"
+    DATAPUMP_PAYMENTS = "Data Pump payments"
+    FILE_PAYMENTS = "File payments"
+    RECEIPTS_LOOKED_UP = "receipts looked up"
+    LOCKBOX_FILES_CHECKED = "lockbox files checked"
+    DISCREPANCIES = "discrepancies"
+    MISSING_RECEIPT = "missing_receipt"
+    RECEIPT_DIFFERS = "receipt_differs"
+    DUPLICATE_RECEIPT = "duplicate_receipt"
+    VOIDED_WITHOUT_REVERSAL = "voided_without_reversal"
+    REVERSAL_NOT_VOIDED = "reversal_not_voided"
+    NOT_IN_ANY_FILE = "not_in_any_file"
+    IN_TWO_FILES = "in_two_files"
+    FILE_CHANGED = "file_changed"
+    NEVER_PROCESSED = "never_processed"
+
+
 @dataclass
 class RunResult:
     kind: str  # invoice-file, adjustments-file, daily-payments, paperless-sync, balance-refresh
     biller: str
     inputs: list[Path]
     outputs: list[Path] = field(default_factory=list)
+    #: keyed by the members of the kind's count enum (InvoiceCount, ...): a StrEnum member
+    #: is a str, so the mapping is str -> int at runtime and a label reads the same entry
     counts: dict[str, int] = field(default_factory=dict)
     totals: dict[str, str] = field(default_factory=dict)  # exact decimal strings
     quarantined: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -9,17 +9,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The kinds, in the order the CSV lists them (SPEC §11).
-MISSING_RECEIPT = "missing_receipt"
-RECEIPT_DIFFERS = "receipt_differs"
-DUPLICATE_RECEIPT = "duplicate_receipt"
-VOIDED_WITHOUT_REVERSAL = "voided_without_reversal"
-REVERSAL_NOT_VOIDED = "reversal_not_voided"
-NOT_IN_ANY_FILE = "not_in_any_file"
-IN_TWO_FILES = "in_two_files"
-FILE_CHANGED = "file_changed"
-NEVER_PROCESSED = "never_processed"
-KINDS = (
+from caselle_ic.result import AuditCount
+
+# The kinds, in the order the CSV lists them (SPEC §11); each is also a count name of the run.
+MISSING_RECEIPT = AuditCount.MISSING_RECEIPT
+RECEIPT_DIFFERS = AuditCount.RECEIPT_DIFFERS
+DUPLICATE_RECEIPT = AuditCount.DUPLICATE_RECEIPT
+VOIDED_WITHOUT_REVERSAL = AuditCount.VOIDED_WITHOUT_REVERSAL
+REVERSAL_NOT_VOIDED = AuditCount.REVERSAL_NOT_VOIDED
+NOT_IN_ANY_FILE = AuditCount.NOT_IN_ANY_FILE
+IN_TWO_FILES = AuditCount.IN_TWO_FILES
+FILE_CHANGED = AuditCount.FILE_CHANGED
+NEVER_PROCESSED = AuditCount.NEVER_PROCESSED
+KINDS: tuple[str, ...] = (
     MISSING_RECEIPT,
     RECEIPT_DIFFERS,
     DUPLICATE_RECEIPT,

@@ -27,7 +27,7 @@ from caselle_ic.audit.discrepancy import Discrepancy, LockboxSide
 from caselle_ic.audit.totals import DIFFERENCE, caselle_amounts, totals_table
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError, UsageError
-from caselle_ic.result import RunResult
+from caselle_ic.result import AuditCount, RunResult
 from caselle_ic.store.ledger import Ledger, biller_key, ledger_url_for, open_ledger
 
 KIND = "daily-audit"
@@ -171,16 +171,16 @@ def report_day(
     ]
     by_kind = count_by_kind(found)
     payments_ = [r for r in led.rows if r["transaction_type"] == "PAYMENT"]
-    counts = {
-        "export rows": len(exp.rows),
-        "ledger payments": len(payments_),
-        "ledger reversals": len(led.rows) - len(payments_),
-        "Data Pump payments": sum(1 for r in payments_ if r.get("posting_method") != "File"),
-        "File payments": sum(1 for r in payments_ if r.get("posting_method") == "File"),
-        "receipts looked up": cas.lookups,
-        "lockbox files checked": len(box.files),
-        "discrepancies": len(found),
-        **{k: n for k, n in by_kind.items() if n},
+    counts: dict[str, int] = {
+        AuditCount.EXPORT_ROWS: len(exp.rows),
+        AuditCount.LEDGER_PAYMENTS: len(payments_),
+        AuditCount.LEDGER_REVERSALS: len(led.rows) - len(payments_),
+        AuditCount.DATAPUMP_PAYMENTS: sum(1 for r in payments_ if r.get("posting_method") != "File"),
+        AuditCount.FILE_PAYMENTS: sum(1 for r in payments_ if r.get("posting_method") == "File"),
+        AuditCount.RECEIPTS_LOOKED_UP: cas.lookups,
+        AuditCount.LOCKBOX_FILES_CHECKED: len(box.files),
+        AuditCount.DISCREPANCIES: len(found),
+        **{AuditCount(k): n for k, n in by_kind.items() if n},  # a kind is a count name (KINDS)
     }
     grand = totals[-1]
     result = AuditResult(

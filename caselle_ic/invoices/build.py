@@ -30,6 +30,7 @@ from caselle_ic.invoices.checks import CheckedExtract, Reasons, quarantined_rows
 from caselle_ic.invoices.columns import SPEC, as_numpy, constant_strings, large_strings, take
 from caselle_ic.invoices.messages import MESSAGE_FIELDS, message_parts
 from caselle_ic.invoices.writer import RecordSet
+from caselle_ic.result import InvoiceCount
 from caselle_ic.schemas.invoices import (
     ACCOUNT_CLEAN,
     BAD_DATE,
@@ -359,12 +360,12 @@ def _counts(
     """The run's counts, as the run report and the Prefect artifacts show them."""
     k = checked.n_statements
     return {
-        "rows_in": checked.n_rows,
-        "statements_in": k,
-        "statements_written": n_keep,
-        "statements_quarantined": k - n_keep,
-        "rows_quarantined": len(rejects),
-        "records_written": records.n_records,
+        InvoiceCount.ROWS_IN: checked.n_rows,
+        InvoiceCount.STATEMENTS_IN: k,
+        InvoiceCount.STATEMENTS_WRITTEN: n_keep,
+        InvoiceCount.STATEMENTS_QUARANTINED: k - n_keep,
+        InvoiceCount.ROWS_QUARANTINED: len(rejects),
+        InvoiceCount.RECORDS_WRITTEN: records.n_records,
     }
 
 

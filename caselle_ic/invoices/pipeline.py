@@ -23,7 +23,7 @@ from caselle_ic.errors import InputError, NothingToWriteError
 from caselle_ic.invoices.build import build_records
 from caselle_ic.invoices.checks import check_extract, read_extract
 from caselle_ic.invoices.writer import invoice_file_name, write_invoice_file
-from caselle_ic.result import RunResult
+from caselle_ic.result import InvoiceCount, RunResult
 from caselle_ic.tabular.output import write_rejects
 from caselle_ic.tabular.parallel import set_threads
 from caselle_ic.tabular.values import format_cents
@@ -101,10 +101,11 @@ def run_invoice_file(
         period=f"{clock:%Y-%m}",
     )
     result.rejects_path = wrap(write_rejects)(build.rejects, out_dir, stem)
-    if build.counts["statements_written"] == 0:
-        result.counts["records_written"] = 0
+    if build.counts[InvoiceCount.STATEMENTS_WRITTEN] == 0:
+        result.counts[InvoiceCount.RECORDS_WRITTEN] = 0
+        n_in = build.counts[InvoiceCount.STATEMENTS_IN]
         result.error = (
-            f"every statement of {extract} was quarantined ({build.counts['statements_in']} statements); "
+            f"every statement of {extract} was quarantined ({n_in} statements); "
             f"no invoice file was written. The reasons are in {result.rejects_path}"
         )
         # Raised for callers of this function (and so the flow run fails); the registry of

@@ -236,6 +236,8 @@ def run_demo(workdir: str | Path | None = None, prefect: bool = True) -> int:
 
 def _audit_step(cfg_path: Path, emu: Any, outbox: Path, prefect: bool) -> Step:
     """A clerk voids one receipt by hand in Caselle; the audit of that day must find it."""
+    from caselle_ic.result import AuditCount
+
     step = Step("audit")
     live = [r for r in emu.receipts() if not r["voided"]]
     if not live:
@@ -259,7 +261,7 @@ def _audit_step(cfg_path: Path, emu: Any, outbox: Path, prefect: bool) -> Step:
         return step
     step.lines.append(result.summary_lines()[0])
     step.lines += [f"wrote {p}" for p in result.outputs]
-    found = [d for d in result.discrepancies if d.kind == "voided_without_reversal"]
+    found = [d for d in result.discrepancies if d.kind == AuditCount.VOIDED_WITHOUT_REVERSAL]
     _expect(
         step,
         [d.receipt_number for d in found] == [str(victim["receipt_number"])],

@@ -46,7 +46,7 @@ from caselle_ic.payments.reconcile import (
     reconcile,
     write_reconciliation_csv,
 )
-from caselle_ic.result import RunResult
+from caselle_ic.result import PaymentCount, RunResult
 from caselle_ic.schemas.payments import column_names
 from caselle_ic.store.ledger import biller_key, ledger_url_for, open_ledger
 from caselle_ic.store.payment_rows import ROUTE, TERMINAL, PaymentState
@@ -333,10 +333,18 @@ def build_result(
     ledger_view = _outcome_rows(rows_by_guid.loc[known["payment_guid"]].reset_index(drop=True))
     ledger_view.index = known.index
 
+    # keyed by outcome, and each outcome is counted under the same name
     outcomes: dict[str, pd.DataFrame] = {}
-    for name in ("posted", "voided", "filed", "manual", "pending", "earlier"):
+    for name in (
+        PaymentCount.POSTED,
+        PaymentCount.VOIDED,
+        PaymentCount.FILED,
+        PaymentCount.MANUAL,
+        PaymentCount.PENDING,
+        PaymentCount.EARLIER,
+    ):
         outcomes[name] = ledger_view[(known_outcome == name).to_numpy()]
-    outcomes["quarantined"] = pd.concat(
+    outcomes[PaymentCount.QUARANTINED] = pd.concat(
         [
             read_quarantine_frame(parsed),
             resolved.loc[conflicted],
@@ -400,24 +408,24 @@ def build_result(
         rejects = rejects[[*column_names(), LINE, REASON]]
 
     counts: dict[str, int] = {
-        "lines": parsed.rows,
-        "valid": len(parsed.valid),
+        PaymentCount.LINES: parsed.rows,
+        PaymentCount.VALID: len(parsed.valid),
         **{name: len(frame) for name, frame in outcomes.items()},
     }
-    counts["conflicts"] = int(conflicted.sum())
-    counts["lockbox files"] = len(stats.files)
-    counts["settled after a lost answer"] = stats.settled_found
+    counts[PaymentCount.CONFLICTS] = int(conflicted.sum())
+    counts[PaymentCount.LOCKBOX_FILES] = len(stats.files)
+    counts[PaymentCount.SETTLED_FOUND] = stats.settled_found
     for key, n in (
-        ("lost posts not committed (sent again)", stats.settled_absent),
-        ("lost voids settled", stats.voids_settled_found),
-        ("lost voids not done (sent again)", stats.voids_settled_absent),
-        ("lockbox files recovered", stats.files_recovered),
-        ("lockbox names abandoned", stats.files_abandoned),
+        (PaymentCount.SETTLED_ABSENT, stats.settled_absent),
+        (PaymentCount.VOIDS_SETTLED_FOUND, stats.voids_settled_found),
+        (PaymentCount.VOIDS_SETTLED_ABSENT, stats.voids_settled_absent),
+        (PaymentCount.FILES_RECOVERED, stats.files_recovered),
+        (PaymentCount.FILES_ABANDONED, stats.files_abandoned),
     ):
         if n:
             counts[key] = n
     if not carried.empty:
-        counts["carried over"] = len(carried)
+        counts[PaymentCount.CARRIED_OVER] = len(carried)
 
     def total(frame: pd.DataFrame) -> str:
         cents = (
@@ -428,7 +436,9 @@ def build_result(
         return str(cents_to_str(pd.Series([int(cents)], dtype="Int64")).iloc[0])
 
     totals = {"export": total(export_frame(parsed, resolved))}
-    totals |= {name: total(outcomes[name]) for name in ("posted", "filed", "voided")}
+    totals |= {
+        name: total(outcomes[name]) for name in (PaymentCount.POSTED, PaymentCount.FILED, PaymentCount.VOIDED)
+    }
 
     result = PaymentRunResult(
         kind=KIND,
@@ -456,7 +466,7 @@ def build_result(
     nothing_reached = stats.answers == 0 and (stats.unreachable > 0 or engine.fatal is not None)
     if nothing_reached:
         result.unreachable = True
-        waiting = counts["pending"] + counts.get("carried over", 0)
+        waiting = counts[PaymentCount.PENDING] + counts.get(PaymentCount.CARRIED_OVER, 0)
         result.error = (
             "Caselle Connect could not be reached ("
             + "; ".join(stats.errors[:2])
@@ -465,9 +475,9 @@ def build_result(
         result.notes.append(result.error)
     elif stats.errors:
         result.notes.extend(f"Caselle: {e}" for e in stats.errors[:3])
-    if counts["pending"]:  # lines a rerun of this export would still send (caselle_ic.ops.inbox)
-        result.extra["retry_later"] = counts["pending"]
-        result.keep_for_retry(counts["pending"])
+    if counts[PaymentCount.PENDING]:  # lines a rerun of this export would still send (caselle_ic.ops.inbox)
+        result.extra["retry_later"] = counts[PaymentCount.PENDING]
+        result.keep_for_retry(counts[PaymentCount.PENDING])
     result.extra["engine"] = {
         "answers": stats.answers,
         "resent": stats.resent,

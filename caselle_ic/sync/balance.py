@@ -18,7 +18,7 @@ import pandas as pd
 from caselle_ic.config.model import BillerConfig, load_config, resolve_now
 from caselle_ic.connect.client import CaselleClient
 from caselle_ic.errors import InputError, UsageError, file_problem
-from caselle_ic.result import RunResult
+from caselle_ic.result import BalanceCount, RunResult
 from caselle_ic.tabular.csvin import LINE, normalize_header, read_text_csv
 from caselle_ic.tabular.output import REASON, atomic_output, write_rejects
 from caselle_ic.tabular.values import digits_only, format_cents, parse_cents, spreadsheet_safe
@@ -164,9 +164,9 @@ def run_balance_refresh(
     result.quarantined = quarantined
     cents, _bad = parse_cents(table["balance"])
     result.counts = {
-        "accounts": len(frame) + len(rejects[0]),
-        "found": len(table),
-        "quarantined": len(quarantined),
+        BalanceCount.ACCOUNTS: len(frame) + len(rejects[0]),
+        BalanceCount.FOUND: len(table),
+        BalanceCount.QUARANTINED: len(quarantined),
     }
     result.totals = {"balance": format_cents(int(cents.fillna(0).sum()))}
     result.tables["balances"] = table

@@ -30,7 +30,7 @@ import pandas as pd
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.connect.client import CaselleClient
 from caselle_ic.errors import CaselleAPIError, FatalAPIError
-from caselle_ic.result import RunResult
+from caselle_ic.result import PaperlessCount, RunResult
 from caselle_ic.store.ledger import Ledger, biller_key, ledger_url_for, open_ledger, utc_text
 from caselle_ic.tabular.csvin import LINE, read_text_csv
 from caselle_ic.tabular.output import REASON, write_rejects
@@ -172,7 +172,10 @@ def run_paperless_sync(
 
     ledger = open_ledger(ledger_url_for(cfg, ledger_url))
     run_id = ledger.start_run(biller, KIND, log_path)
-    counts: dict[str, int] = {"rows": len(frame), "accounts": int(latest["customer_number"].nunique())}
+    counts: dict[str, int] = {
+        PaperlessCount.ROWS: len(frame),
+        PaperlessCount.ACCOUNTS: int(latest["customer_number"].nunique()),
+    }
     try:
         to_send, already, stale = _not_yet_sent(ledger, biller, latest)
         sent, refused, failed = _send(
@@ -183,18 +186,18 @@ def run_paperless_sync(
         ledger.close()
         raise
     counts |= {
-        "sent": len(sent),
-        "already sent": already,
-        "stale": stale,
-        "superseded": superseded,
-        "refused by Caselle": len(refused),
-        "not sent (retry)": len(failed),
+        PaperlessCount.SENT: len(sent),
+        PaperlessCount.ALREADY_SENT: already,
+        PaperlessCount.STALE: stale,
+        PaperlessCount.SUPERSEDED: superseded,
+        PaperlessCount.REFUSED: len(refused),
+        PaperlessCount.NOT_SENT: len(failed),
     }
     rejects = pd.concat(
         [quarantined, *(f for f in (refused, failed) if not f.empty)], ignore_index=True
     ).sort_values(LINE, kind="stable")
     rejects = rejects[[*COLUMNS, LINE, REASON]] if not rejects.empty else pd.DataFrame()
-    counts["quarantined"] = len(rejects)
+    counts[PaperlessCount.QUARANTINED] = len(rejects)
     result.counts = counts
     result.quarantined = rejects
     if not rejects.empty:
