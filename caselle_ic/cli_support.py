@@ -245,7 +245,8 @@ def progress_display(enabled: bool) -> Iterator[Callable[[int, int], None] | Non
     task = bar.add_task("starting", total=None)
 
     def on_step(name: str) -> None:
-        bar.update(task, description=name)
+        # drawn now, not at the next tick: a step shorter than the 0.1 s refresh still shows
+        bar.update(task, description=name, refresh=True)
 
     def on_progress(done: int, total: int) -> None:
         bar.update(task, description="posting receipts", completed=done, total=max(total, 1))
