@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from caselle_ic.store import events as history
 from caselle_ic.store import payment_frames as frames
-from caselle_ic.store.ledger import Ledger, lockbox_files, payments, run_leases, utc_text
+from caselle_ic.store.ledger import Ledger, utc_text
 from caselle_ic.store.payment_rows import (
     CONTENT,
     DATAPUMP,
@@ -45,6 +45,7 @@ from caselle_ic.store.payment_rows import (
     ReversalDecision,
     RowUpdate,
 )
+from caselle_ic.store.tables import lockbox_files, payments, run_leases
 
 log = logging.getLogger(__name__)
 
