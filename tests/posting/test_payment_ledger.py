@@ -15,7 +15,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from caselle_ic.store.ledger import open_ledger, utc_text
-from caselle_ic.store.payments import HOST, PaymentBook, process_start
+from caselle_ic.store.payment_claims import HOST, process_start
+from caselle_ic.store.payments import PaymentBook
 from caselle_ic.store.tables import payments, run_leases
 
 BILLER = "b-test"
