@@ -42,7 +42,7 @@ from caselle_ic.tabular.values import decimal_to_cents
 
 log = logging.getLogger(__name__)
 
-#: Names the inbox routes to the payments run (caselle_ic.ops.inbox NAME_RULES) and notes it
+#: Names the inbox routes to the payments run (caselle_ic.ops.inbox_scan NAME_RULES) and notes it
 #: leaves beside archived inputs.
 _PAYMENT_NAME = re.compile(r"payment|pymt", re.IGNORECASE)
 _OTHER_KIND = re.compile(r"adjust|paperless", re.IGNORECASE)
