@@ -54,7 +54,8 @@ def set_up(work: Path, rows: int) -> tuple[Path, Path, str]:
 
     from caselle_ic.emulator.admin import insert_receipts
     from caselle_ic.emulator.store import FIRST_RECEIPT_NUMBER, Store
-    from caselle_ic.store.ledger import open_ledger, payments
+    from caselle_ic.store.ledger import open_ledger
+    from caselle_ic.store.tables import payments
 
     pays = [payment(i) for i in range(rows)]
     db = work / "emulator.db"

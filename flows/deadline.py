@@ -26,7 +26,7 @@ from prefect.artifacts import create_markdown_artifact
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError
 from caselle_ic.flows.unattended import EVENT_ARRIVED, EVENT_MISSING, RESOURCE_PREFIX, emit, run_timeout
-from caselle_ic.ops.inbox import scan_inbox
+from caselle_ic.ops.inbox_scan import scan_inbox
 
 
 def previous_deadline(cron: str, deadline: datetime, tz: Any) -> datetime:

@@ -35,15 +35,9 @@ from caselle_ic.flows._common import load_biller
 from caselle_ic.flows.artifacts import failure_reason
 from caselle_ic.flows.unattended import EVENT_ARRIVED, emit, run_timeout
 from caselle_ic.kinds import KINDS as ALL_KINDS
-from caselle_ic.ops.inbox import (
-    DEFAULT_SETTLE_SECONDS,
-    KINDS,
-    InboxItem,
-    InboxReport,
-    Kind,
-    make_handler,
-    process_inbox,
-)
+from caselle_ic.ops.inbox import DEFAULT_SETTLE_SECONDS, make_handler, process_inbox
+from caselle_ic.ops.inbox_report import InboxItem, InboxReport
+from caselle_ic.ops.inbox_scan import KINDS, Kind
 
 #: Prefect flow name of the inbox pickup of each kind (deployment = "<flow>/<biller slug>").
 INBOX_FLOWS: dict[str, str] = {k.name: k.inbox.flow_name for k in ALL_KINDS.values() if k.inbox is not None}

@@ -35,13 +35,14 @@ from caselle_ic.payments.codes import load_payment_codes
 from caselle_ic.payments.codes_resolve import resolve_codes
 from caselle_ic.payments.export import read_payment_export
 from caselle_ic.payments.lockbox import lockbox_lines
-from caselle_ic.store.ledger import Ledger, lockbox_files, payments
+from caselle_ic.store.ledger import Ledger
+from caselle_ic.store.tables import lockbox_files, payments
 from caselle_ic.tabular.csvin import LINE
 from caselle_ic.tabular.values import decimal_to_cents
 
 log = logging.getLogger(__name__)
 
-#: Names the inbox routes to the payments run (caselle_ic.ops.inbox NAME_RULES) and notes it
+#: Names the inbox routes to the payments run (caselle_ic.ops.inbox_scan NAME_RULES) and notes it
 #: leaves beside archived inputs.
 _PAYMENT_NAME = re.compile(r"payment|pymt", re.IGNORECASE)
 _OTHER_KIND = re.compile(r"adjust|paperless", re.IGNORECASE)

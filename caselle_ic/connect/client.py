@@ -3,20 +3,14 @@
 Layers (each its own module): :mod:`~caselle_ic.connect.documents` (GraphQL documents),
 :mod:`~caselle_ic.connect.models` (strict answer models and checks),
 :mod:`~caselle_ic.connect.auth`, :mod:`~caselle_ic.connect.transport` (bounded HTTP and the
-error map), and this client. Rules it keeps:
+error map), :mod:`~caselle_ic.connect.executor` (the one place requests are sent),
+:mod:`~caselle_ic.connect.batches` (aliased batches and the receipt checks they share),
+and this client: its endpoints and options, and the single operations. Rules it keeps:
 
-* **Validation**: every document is validated against ``schemas/caselle_connect.graphql``
-  before anything is sent; a failure raises :class:`SchemaValidationError`.
-* **Retries**: only where a repeat cannot duplicate. A request that never left
-  (:class:`NotSent`) is retried with backoff (``max_attempts``, default 4). A lost answer
-  (:class:`AnswerLost`, HTTP 5xx, GraphQL INTERNAL) is retried only for *repeatable*
-  operations — queries and ``customer_send_paper_invoice_update`` — and, while the server
-  keeps answering, for up to ``retry_window`` seconds (a burst of 500s is ridden out,
-  issue 13.11). For ``create_receipt`` and ``void_receipt`` it is an
-  :class:`OutcomeUnknownError`: the caller settles with ``receipts(confirmationNumber:)``
-  before sending again.
-* **Failover**: from the primary endpoint to its secondary (8→88, 14→111) when the primary
-  refuses connections or keeps failing; the client then stays on the secondary.
+* **Validation, retries, failover**: :class:`~caselle_ic.connect.executor.Executor`
+  (every document validated before anything is sent; a repeat only where it cannot
+  duplicate, a lost answer of ``create_receipt``/``void_receipt`` an
+  :class:`OutcomeUnknownError`; primary → secondary, then stay there).
 * **Every answer is checked**: parsed strictly (:mod:`models`), and every receipt taken from
   an answer must be the payment's — ``create_receipt``'s against what was sent, a void's
   against the receipt voided, ``receipts(confirmationNumber:)`` against the payment (what
@@ -28,19 +22,16 @@ error map), and this client. Rules it keeps:
 
 from __future__ import annotations
 
-import json
-import logging
-import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal, TypeVar
 
-from graphql import DocumentNode
 from pydantic import SecretStr
 
 from caselle_ic.config.model import BillerConfig, Endpoint
-from caselle_ic.connect.auth import BasicAuth, OAuthClientCredentials, auth_for, rejected
+from caselle_ic.connect.auth import BasicAuth, OAuthClientCredentials, auth_for
+from caselle_ic.connect.batches import AliasedBatches
 from caselle_ic.connect.documents import (
     CREATE_RECEIPT_MUTATION,
     CUSTOMER_QUERY,
@@ -51,60 +42,32 @@ from caselle_ic.connect.documents import (
     VOID_RECEIPT_MUTATION,
     create_receipts_document,
     customers_document,
-    operation_of,
-    printed,
     receipts_document,
     send_paper_document,
     validate_document,
 )
+from caselle_ic.connect.executor import NOT_SENT_ATTEMPTS
 from caselle_ic.connect.models import (
     Answer,
     Customer,
     ItemOutcome,
-    MalformedAnswerError,
     Receipt,
     ReceiptInput,
     api_error,
-    error_code,
-    item_outcomes,
-    jsonable,
     malformed,
     mismatch_error,
     receipt_list,
-    receipt_mismatch,
     same_customer,
 )
-from caselle_ic.connect.transport import (
-    GraphQLEndpoint,
-    HTTPTransport,
-    Limits,
-    Lost,
-    NotSent,
-    Transport,
-    Unauthorized,
-    backoff_delay,
-)
-from caselle_ic.errors import (
-    AuthError,
-    CaselleAPIError,
-    FatalAPIError,
-    NotFoundError,
-    OutcomeUnknownError,
-    ServerError,
-    TransportError,
-)
+from caselle_ic.connect.transport import GraphQLEndpoint, HTTPTransport, Limits, Transport
+from caselle_ic.errors import AuthError, NotFoundError, ServerError
 from caselle_ic.tabular.values import mask_account_value
-
-log = logging.getLogger(__name__)
 
 Purpose = Literal["rtdr", "payments", "paperless", "ach_rejects"]
 T = TypeVar("T")
 
-_NOT_SENT_ATTEMPTS = 4  # default tries when an endpoint cannot be reached at all
-_REMEMBERED = 100_000  # receipt inputs kept to check settle answers against
 
-
-class CaselleClient:
+class CaselleClient(AliasedBatches):
     """A client for one purpose's endpoint (and its secondary).
 
     ``timeout`` is (connect, read) seconds per socket operation, ``deadline`` the whole of one
@@ -140,7 +103,7 @@ class CaselleClient:
         self.transport: Transport = transport if transport is not None else HTTPTransport(self.limits)
         self._sent: OrderedDict[str, ReceiptInput] = OrderedDict()
         endpoints = [endpoint] + ([endpoint.secondary] if endpoint.secondary else [])
-        attempts = self.max_attempts or _NOT_SENT_ATTEMPTS
+        attempts = self.max_attempts or NOT_SENT_ATTEMPTS
         self._targets = [
             GraphQLEndpoint(
                 ep,
@@ -192,138 +155,6 @@ class CaselleClient:
     @property
     def oauth(self) -> list[OAuthClientCredentials]:
         return [t.auth for t in self._targets if isinstance(t.auth, OAuthClientCredentials)]
-
-    # -- the one place requests are sent ---------------------------------------------------
-    def execute(
-        self,
-        document: DocumentNode,
-        variables: Mapping[str, Any] | None = None,
-        *,
-        operation: str | None = None,
-    ) -> Answer:
-        """Validate, send, retry and fail over as the module docstring says.
-
-        Returns the checked GraphQL answer (data and errors). Raises OutcomeUnknownError
-        when a non-repeatable mutation's answer was lost (MalformedAnswerError when it came
-        back unusable); TransportError / ServerError when no endpoint could answer;
-        CredentialsRejectedError when auth fails after a refresh.
-        """
-        root, _mutation, repeatable = operation_of(document)
-        operation = operation or root
-        validate_document(document, operation)
-        payload = json.dumps({"query": printed(document), "variables": dict(variables or {})}).encode()
-        started = time.monotonic()
-        last: CaselleAPIError | None = None
-        order = list(range(self._active, len(self._targets))) + list(range(self._active))
-        for position, index in enumerate(order):
-            target = self._targets[index]
-            has_next = position + 1 < len(order)
-            refreshed = False
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    answer = self._exchange(target, payload, operation, repeatable)
-                except Unauthorized:
-                    if isinstance(target.auth, OAuthClientCredentials) and not refreshed:
-                        log.info("%s: %s refused the token; fetching a new one", operation, target.name)
-                        refreshed = True
-                        target.auth.refresh()
-                        attempt -= 1
-                        continue
-                    raise rejected(target.name, operation, refreshed) from None
-                except NotSent as exc:
-                    last = TransportError(
-                        f"cannot reach the {target.name} endpoint ({exc.reason})", operation=operation
-                    )
-                    if exc.refused and has_next:
-                        break
-                    if self._retry(operation, target.name, exc.reason, attempt, started, answering=False):
-                        continue
-                    break
-                except Lost as exc:
-                    if not repeatable:
-                        raise OutcomeUnknownError(
-                            f"the {target.name} endpoint took the request and the answer was lost "
-                            f"({exc.reason}); settle with receipts(confirmationNumber:) before sending again",
-                            operation=operation,
-                            status=exc.status,
-                        ) from None
-                    last = ServerError(
-                        f"the {target.name} endpoint failed ({exc.reason})",
-                        operation=operation,
-                        status=exc.status,
-                    )
-                    # With a secondary to go to, a failing primary gets the short budget.
-                    if self._retry(
-                        operation, target.name, exc.reason, attempt, started, answering=not has_next
-                    ):
-                        continue
-                    break
-                if index != self._active:
-                    log.warning(
-                        "%s: failed over from %s to %s; staying there for this client",
-                        operation,
-                        self._targets[self._active].name,
-                        target.name,
-                    )
-                    self._active = index
-                    self.failovers += 1
-                return answer
-            if has_next:
-                log.warning(
-                    "%s: giving up on %s (%s); trying %s",
-                    operation,
-                    target.name,
-                    last,
-                    self._targets[order[position + 1]].name,
-                )
-        assert last is not None
-        raise last
-
-    def _exchange(self, target: GraphQLEndpoint, payload: bytes, operation: str, repeatable: bool) -> Answer:
-        try:
-            answer = target.execute(payload, operation)
-        except Lost as exc:
-            if exc.status is not None:  # a 5xx is an answer: the server is there
-                self.answers += 1
-            raise
-        except (MalformedAnswerError, FatalAPIError, Unauthorized):
-            self.answers += 1
-            raise
-        self.answers += 1
-        if (
-            answer.data is None
-            and answer.errors
-            and all(error_code(e) == "UNAUTHENTICATED" for e in answer.errors)
-        ):
-            raise Unauthorized()
-        # A repeatable operation is simply asked again; for the others an INTERNAL error
-        # becomes OutcomeUnknownError per item (api_error).
-        if repeatable and any(error_code(e) == "INTERNAL" for e in answer.errors):
-            raise Lost("GraphQL INTERNAL error")
-        return answer
-
-    def _retry(
-        self, operation: str, endpoint: str, reason: str, attempt: int, started: float, *, answering: bool
-    ) -> bool:
-        """Sleep and say yes when another attempt is allowed: ``max_attempts`` when given;
-        else 4 tries for an endpoint that cannot be reached, and for one that answers
-        (5xx, lost answers of repeatable requests) as long as ``retry_window`` lasts."""
-        delay = backoff_delay(self.backoff, attempt)
-        if self.max_attempts is not None:
-            allowed = attempt < self.max_attempts
-        elif answering:
-            allowed = time.monotonic() + delay - started < self.retry_window
-        else:
-            allowed = attempt < _NOT_SENT_ATTEMPTS
-        if not allowed:
-            return False
-        log.warning(
-            "%s: %s on %s (attempt %d); retrying in %.2f s", operation, reason, endpoint, attempt, delay
-        )
-        time.sleep(delay)
-        return True
 
     # -- single operations -------------------------------------------------------------------
     def _single(self, answer: Answer, field: str, operation: str, *, mutation: bool) -> Any:
@@ -396,142 +227,6 @@ class CaselleClient:
         if value is None:
             raise ServerError("Caselle answered without a result", operation=field)
         return same_customer(Customer.from_api(value, field), customer_number, field)
-
-    # -- what a receipt must match --------------------------------------------------------------
-    def _remember(self, inputs: Sequence[ReceiptInput | None]) -> None:
-        for r in inputs:
-            if r is not None:
-                self._sent[r.confirmation_number] = r
-                self._sent.move_to_end(r.confirmation_number)
-        while len(self._sent) > _REMEMBERED:
-            self._sent.popitem(last=False)
-
-    def _expected(self, item: str | ReceiptInput) -> str | ReceiptInput:
-        if isinstance(item, ReceiptInput):
-            return item
-        return self._sent.get(str(item), str(item))
-
-    def _listed(self, found: list[Receipt], expected: str | ReceiptInput) -> list[Receipt]:
-        for r in found:
-            wrong = receipt_mismatch(r, expected)
-            if wrong:
-                error = mismatch_error(r, wrong, "receipts")
-                log.error("receipts: %s", error)
-                raise error
-        return found
-
-    # -- aliased batches ---------------------------------------------------------------------
-    def create_receipts(
-        self, receipts: Sequence[ReceiptInput | Mapping[str, Any]]
-    ) -> list[ItemOutcome[Receipt]]:
-        """Send receipts as ONE aliased document; one outcome per input, in order.
-
-        Each outcome has the receipt — checked against its input — or its own error
-        (NotFoundError, BadUserInputError, OutcomeUnknownError ...). If the answer to the
-        document is lost or unusable, every item is OutcomeUnknownError. Raises (nothing
-        was processed) when no endpoint could be reached or the credentials are refused.
-        """
-        if not receipts:
-            return []
-        operation = "create_receipt"
-        variables = {
-            f"r{i}": (r.variables() if isinstance(r, ReceiptInput) else jsonable(r))
-            for i, r in enumerate(receipts)
-        }
-        inputs = [r if isinstance(r, ReceiptInput) else ReceiptInput.from_variables(r) for r in receipts]
-        self._remember(inputs)
-        try:
-            answer = self.execute(create_receipts_document(len(receipts)), variables, operation=operation)
-        except OutcomeUnknownError as exc:
-            return [ItemOutcome(i, None, exc) for i in range(len(receipts))]
-
-        def parse(i: int, value: Any) -> Receipt:
-            r = Receipt.from_api(value, operation)
-            expected = inputs[i] or str(variables[f"r{i}"].get("confirmationNumber", ""))
-            wrong = receipt_mismatch(r, expected, created=True)
-            if wrong:
-                log.error("%s: %s", operation, mismatch_error(r, wrong, operation))
-                raise mismatch_error(r, wrong, operation)
-            return r
-
-        return item_outcomes(
-            answer,
-            len(receipts),
-            parse,
-            operation,
-            mutation=True,
-            missing=lambda i: malformed("no result for this receipt", operation),
-        )
-
-    def set_send_paper_many(self, changes: Sequence[tuple[int, bool]]) -> list[ItemOutcome[Customer]]:
-        """Several ``customer_send_paper_invoice_update`` in one aliased document."""
-        if not changes:
-            return []
-        variables: dict[str, Any] = {}
-        for i, (number, paper) in enumerate(changes):
-            variables[f"c{i}"] = int(number)
-            variables[f"p{i}"] = bool(paper)
-        field = "customer_send_paper_invoice_update"
-        answer = self.execute(send_paper_document(len(changes)), variables, operation=field)
-        return item_outcomes(
-            answer,
-            len(changes),
-            lambda i, v: same_customer(Customer.from_api(v, field), changes[i][0], field),
-            field,
-            mutation=False,
-            missing=lambda i: ServerError("Caselle answered without a result", operation=field),
-        )
-
-    def receipts_many(
-        self, confirmation_numbers: Sequence[str | ReceiptInput]
-    ) -> list[ItemOutcome[list[Receipt]]]:
-        """Several ``receipts(confirmationNumber:)`` in one aliased query, one outcome each
-        (its list of receipts, possibly empty). A query: retried and failed over freely.
-
-        Each receipt listed must be the payment's: give the payment (a ReceiptInput) or its
-        confirmation number (then what this client sent under it, if anything, is the
-        reference). A receipt that is not the payment's makes that item a
-        ReceiptMismatchError; an unusable answer makes every item a MalformedAnswerError."""
-        if not confirmation_numbers:
-            return []
-        expected = [self._expected(c) for c in confirmation_numbers]
-        numbers = [e if isinstance(e, str) else e.confirmation_number for e in expected]
-        variables = {f"c{i}": c for i, c in enumerate(numbers)}
-        try:
-            answer = self.execute(receipts_document(len(numbers)), variables, operation="receipts")
-        except MalformedAnswerError as exc:
-            return [ItemOutcome(i, None, exc) for i in range(len(numbers))]
-        # ``receipts`` answers [] (never null) when nothing matches; null is malformed.
-        return item_outcomes(
-            answer,
-            len(numbers),
-            lambda i, v: self._listed(receipt_list(v, "receipts"), expected[i]),
-            "receipts",
-            mutation=False,
-            missing=lambda i: malformed("no receipts list for this confirmation number", "receipts"),
-        )
-
-    def customers(self, customer_numbers: Sequence[int]) -> list[ItemOutcome[Customer]]:
-        """Several RTDR lookups in one aliased query; NotFoundError per missing customer."""
-        if not customer_numbers:
-            return []
-        variables = {f"c{i}": int(n) for i, n in enumerate(customer_numbers)}
-        try:
-            answer = self.execute(customers_document(len(customer_numbers)), variables, operation="customer")
-        except MalformedAnswerError as exc:
-            return [ItemOutcome(i, None, exc) for i in range(len(customer_numbers))]
-        return item_outcomes(
-            answer,
-            len(customer_numbers),
-            lambda i, v: same_customer(Customer.from_api(v, "customer"), customer_numbers[i], "customer"),
-            "customer",
-            mutation=False,
-            missing=lambda i: NotFoundError(
-                f"Caselle has no customer {mask_account_value(str(customer_numbers[i]))}",
-                operation="customer",
-                code="NOT_FOUND",
-            ),
-        )
 
 
 __all__ = [

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import UsageError
-from caselle_ic.ops.inbox import sha256_file
+from caselle_ic.ops.inbox_scan import sha256_file
 from caselle_ic.store.inbox_claims import (
     DEFAULT_STALE_AFTER_SECONDS,
     InboxStore,

@@ -35,25 +35,27 @@ paperless, ``payment``/``pymt`` -> payments, ``statement``/``stmt``/``extract``/
 The ``inbox_files`` table lives in the ledger database (default
 ``sqlite:///<paths.state>/ledger.db``; PostgreSQL with ``ledger_url``) so the record of
 what was processed survives restarts and is shared by every worker of a biller.
+
+Finding the files (step 1 and the routing) is :mod:`caselle_ic.ops.inbox_scan`; what the
+run reports, :mod:`caselle_ic.ops.inbox_report`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from caselle_ic import kinds
 from caselle_ic.errors import CaselleICError
 from caselle_ic.logsafe import redact
+from caselle_ic.ops.inbox_report import InboxItem, InboxReport
+from caselle_ic.ops.inbox_scan import KINDS, Kind, Waiting, scan_inbox, sha256_file
 from caselle_ic.result import RunResult
 from caselle_ic.store.inbox_claims import (
     DEFAULT_STALE_AFTER_SECONDS,
@@ -73,102 +75,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Kind = str  # a name of caselle_ic.kinds.KINDS with an inbox rule
-KINDS: tuple[Kind, ...] = kinds.inbox_kinds()
-
-#: Name rules for files directly in the inbox, tried in this order (first match wins).
-NAME_RULES: tuple[tuple[Kind, re.Pattern[str]], ...] = kinds.name_rules()
-#: Names of files still being written (or not inputs at all): never picked up.
-IN_PROGRESS_SUFFIXES = (".part", ".partial", ".tmp", ".filepart", ".crdownload", ".swp", ".lock")
-NOTE_SUFFIXES = (".reason.txt", ".duplicate.txt")
-
 DEFAULT_SETTLE_SECONDS = 30.0
 
 Handler = Callable[[Path, Path], RunResult]
 
 
-# -- finding files ---------------------------------------------------------------------------
-def classify(name: str) -> Kind | None:
-    """The kind a file directly in the inbox belongs to, by its name (None: unrecognised)."""
-    for kind, pattern in NAME_RULES:
-        if pattern.search(name):
-            return kind
-    return None
-
-
-def is_in_progress_name(name: str) -> bool:
-    lower = name.lower()
-    return (
-        name.startswith((".", "~")) or lower.endswith(IN_PROGRESS_SUFFIXES) or lower.endswith(NOTE_SUFFIXES)
-    )
-
-
-@dataclass(frozen=True)
-class Waiting:
-    path: Path
-    kind: Kind
-    size: int
-    mtime: float
-
-
-def scan_inbox(inbox: Path) -> tuple[list[Waiting], list[Path], list[Path]]:
-    """Every candidate input, oldest first; plus in-progress names and unrecognised files."""
-    found: list[Waiting] = []
-    in_progress: list[Path] = []
-    unknown: list[Path] = []
-    if not inbox.is_dir():
-        return found, in_progress, unknown
-
-    def consider(path: Path, kind: Kind | None) -> None:
-        try:
-            st = path.stat()
-        except FileNotFoundError:  # moved away meanwhile
-            return
-        if is_in_progress_name(path.name):
-            in_progress.append(path)
-        elif kind is None:
-            unknown.append(path)
-        else:
-            found.append(Waiting(path, kind, st.st_size, st.st_mtime))
-
-    root = inbox.resolve()
-
-    def outside(path: Path) -> bool:
-        """A symbolic link (to anywhere), or a path resolving outside the inbox, is never
-        read: its content would be echoed into the error note, stderr and the ledger.
-        Listed as unrecognised (name only) and left where it is."""
-        try:
-            escapes = path.is_symlink() or not path.resolve().is_relative_to(root)
-        except OSError:
-            escapes = True
-        if escapes:
-            log.warning("inbox: %s is a symbolic link or resolves outside the inbox; not read", path.name)
-            unknown.append(path)
-        return escapes
-
-    for entry in sorted(inbox.iterdir()):
-        if outside(entry):
-            continue
-        if entry.is_dir():
-            if entry.name in KINDS:
-                for sub in sorted(entry.iterdir()):
-                    if not outside(sub) and sub.is_file():
-                        consider(sub, entry.name)
-            continue
-        if entry.is_file():
-            consider(entry, classify(entry.name))
-    found.sort(key=lambda w: (w.mtime, w.path.name))
-    return found, in_progress, unknown
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
+# -- moving files ----------------------------------------------------------------------------
 def unique_destination(directory: Path, name: str, sha256: str) -> Path:
     """``directory/name``, or ``name`` with the content hash (then a counter) if taken."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -198,122 +110,6 @@ def _write_note(path: Path, text: str) -> None:
 
 
 # -- the run ---------------------------------------------------------------------------------
-Status = Literal["processed", "retry", "failed", "duplicate", "busy", "unsettled", "vanished"]
-
-
-@dataclass
-class InboxItem:
-    name: str
-    kind: str
-    status: Status
-    sha256: str = ""
-    size: int = 0
-    moved_to: Path | None = None
-    note: Path | None = None
-    result: RunResult | None = None
-    reason: str = ""
-    seconds: float = 0.0
-
-    @property
-    def exit_status(self) -> int:
-        if self.status in ("failed", "retry"):
-            return 2
-        return self.result.exit_status if self.result is not None else 0
-
-
-@dataclass
-class InboxReport:
-    kind: str
-    biller: str
-    inbox: Path
-    items: list[InboxItem] = field(default_factory=list)
-    unrecognised: list[Path] = field(default_factory=list)
-    in_progress: list[Path] = field(default_factory=list)
-
-    def by_status(self, status: Status) -> list[InboxItem]:
-        return [i for i in self.items if i.status == status]
-
-    @property
-    def results(self) -> list[RunResult]:
-        return [i.result for i in self.items if i.result is not None]
-
-    @property
-    def exit_status(self) -> int:
-        """2 when a file failed, 1 when records were quarantined, else 0."""
-        return max([i.exit_status for i in self.items], default=0)
-
-    def summary_lines(self) -> list[str]:
-        counts = {
-            s: len(self.by_status(s))
-            for s in ("processed", "retry", "failed", "duplicate", "busy", "unsettled")
-        }
-        lines = [
-            f"inbox {self.kind} for {self.biller}: "
-            + ", ".join(f"{k} {v}" for k, v in counts.items())
-            + f" (inbox {self.inbox})"
-        ]
-        for i in self.items:
-            where = f" -> {i.moved_to}" if i.moved_to else ""
-            why = f": {i.reason}" if i.reason else ""
-            lines.append(f"  {i.status:<9} {i.name}{where}{why}")
-        if self.unrecognised:
-            lines.append(
-                "  not recognised (left in the inbox): " + ", ".join(p.name for p in self.unrecognised)
-            )
-        return lines
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able summary (what the inbox flows return)."""
-        counts = {
-            s: len(self.by_status(s))
-            for s in ("processed", "retry", "failed", "duplicate", "busy", "unsettled")
-        }
-        return {
-            "biller": self.biller,
-            "kind": self.kind,
-            "exit_status": self.exit_status,
-            **counts,
-            "unrecognised": [p.name for p in self.unrecognised],
-            "files": [
-                {
-                    "name": i.name,
-                    "status": i.status,
-                    "moved_to": str(i.moved_to) if i.moved_to else None,
-                    "reason": i.reason,
-                    "outputs": [str(p) for p in i.result.outputs] if i.result else [],
-                    "quarantined": i.result.n_quarantined if i.result else 0,
-                    "rejects": str(i.result.rejects_path) if i.result and i.result.rejects_path else None,
-                    "seconds": round(i.seconds, 3),
-                }
-                for i in self.items
-            ],
-        }
-
-    def to_markdown(self) -> str:
-        lines = [
-            f"# Inbox pickup: {self.kind} — {self.biller}",
-            "",
-            f"Inbox: `{self.inbox}`",
-            "",
-            "| file | status | moved to | records quarantined | note |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for i in self.items:
-            q = str(i.result.n_quarantined) if i.result is not None else ""
-            moved = f"`{i.moved_to}`" if i.moved_to else "(left in inbox)"
-            reason = i.reason.replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{i.name}` | {i.status} | {moved} | {q} | {reason} |")
-        if not self.items:
-            lines.append("| (nothing waiting) | | | | |")
-        if self.unrecognised:
-            lines += [
-                "",
-                "Files whose name does not say what they are (left in the inbox; rename them or move "
-                "them into `inbox/<kind>/`): " + ", ".join(f"`{p.name}`" for p in self.unrecognised),
-            ]
-        return "\n".join(lines) + "\n"
-
-
 class _NothingWritten(Exception):
     """A result that wrote nothing (exit 2): the input goes to ``error`` like a raised one."""
 

@@ -24,7 +24,8 @@ from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import ConfigError, LedgerError, UsageError
 from caselle_ic.logsafe import mask_accounts
 from caselle_ic.store import events as history
-from caselle_ic.store.ledger import Ledger, biller_key, ledger_url_for, lockbox_files, open_ledger, payments
+from caselle_ic.store.ledger import Ledger, biller_key, ledger_url_for, open_ledger
+from caselle_ic.store.tables import lockbox_files, payments
 from caselle_ic.tabular.values import cents_to_decimal, mask_account_value
 
 PAYMENT_TYPES = {1: "CC", 2: "ACH", 11: "OBD", 15: "PayPal", 16: "PayPal Credit", 17: "Venmo"}

@@ -4,7 +4,7 @@ PostgreSQL enforces ``VARCHAR(n)`` (a longer value is ``StringDataRightTruncatio
 stops the run) while SQLite stores any length: the two backends must not disagree. So the
 lengths live here, public, and are used by
 
-* the table definitions in :mod:`caselle_ic.store.ledger` (``sa.String(n)``);
+* the table definitions in :mod:`caselle_ic.store.migrations` (``sa.String(n)``);
 * :meth:`caselle_ic.store.payments.PaymentBook.intake`, which refuses a longer value on
   both backends alike (the line is quarantined, never half-recorded);
 * the payment export schema, which can quarantine such a line at read time naming the

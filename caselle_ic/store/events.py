@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from caselle_ic.store.ledger import Ledger, payment_events, utc_text
+from caselle_ic.store.ledger import Ledger, utc_text
+from caselle_ic.store.tables import payment_events
 
 #: Columns of a payment row worth keeping in an event's detail when a change sets them.
 DETAIL_KEYS = (

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import LedgerError
-from caselle_ic.store.ledger import Ledger, inbox_files, ledger_url_for, open_ledger, utc_text
+from caselle_ic.store.ledger import Ledger, ledger_url_for, open_ledger, utc_text
+from caselle_ic.store.tables import inbox_files
 
 DEFAULT_STALE_AFTER_SECONDS = 3600.0
 

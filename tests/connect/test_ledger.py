@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from caselle_ic.errors import ConfigError
-from caselle_ic.store import ledger as ledger_module
+from caselle_ic.store import migrations
+from caselle_ic.store import tables as tables_module
 from caselle_ic.store.ledger import Ledger, ledger_url_for, open_ledger, utc_text
 from tests.fixtures.ledgers import drop_schema
 
@@ -31,7 +32,7 @@ def change(account: str, changed_at: str, paperless: bool = True, state: str = "
 
 def exercise(ledger: Ledger) -> None:
     """The same checks on either database."""
-    assert ledger.version() == len(ledger_module.MIGRATIONS)
+    assert ledger.version() == len(migrations.MIGRATIONS)
     run = ledger.start_run("b-1", "paperless-sync")
     ledger.finish_run(run, "ok", {"sent": 2})
     row = ledger.run(run)
@@ -59,8 +60,8 @@ def test_sqlite_ledger(tmp_path: Path):
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     with open_ledger(url) as again:  # reopening runs no migration twice
         with again.begin() as conn:
-            versions = conn.execute(sa.select(ledger_module.schema_version.c.version)).scalars().all()
-        assert versions == [v for v, _, _ in ledger_module.MIGRATIONS]
+            versions = conn.execute(sa.select(tables_module.schema_version.c.version)).scalars().all()
+        assert versions == [v for v, _, _ in migrations.MIGRATIONS]
         assert len(again.paperless_rows("b-1")) == 3
 
 
@@ -89,15 +90,15 @@ def test_adding_a_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         notes.create(conn)
         conn.execute(sa.text("ALTER TABLE runs ADD COLUMN operator TEXT"))
 
-    shipped = [d for _, d, _ in ledger_module.MIGRATIONS]
+    shipped = [d for _, d, _ in migrations.MIGRATIONS]
     nxt = len(shipped) + 1
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", [*ledger_module.MIGRATIONS, (nxt, "notes", _m2_notes)])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (nxt, "notes", _m2_notes)])
     with open_ledger(url) as ledger:
         assert ledger.version() == nxt
         with ledger.begin() as conn:
             conn.execute(notes.insert().values(text="hello"))
             cols = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")]
-            described = conn.execute(sa.select(ledger_module.schema_version.c.description)).scalars().all()
+            described = conn.execute(sa.select(tables_module.schema_version.c.description)).scalars().all()
         assert "operator" in cols and described == [*shipped, "notes"]
     open_ledger(url).close()
     assert calls == [1]  # applied once
@@ -148,7 +149,7 @@ def test_postgresql_ledger(pg_url: str, pg_schema: str):
             ).scalars()
         )
     engine.dispose()
-    assert tables == {"schema_version", *ledger_module.metadata.tables}
+    assert tables == {"schema_version", *tables_module.metadata.tables}
 
 
 @pytest.mark.postgres
@@ -174,7 +175,7 @@ def test_postgresql_fresh_database_opened_by_two_processes_at_once(pg_url: str, 
         t.join()
     assert errors == []
     with open_ledger(pg_url, schema=pg_schema) as ledger:
-        assert ledger.version() == len(ledger_module.MIGRATIONS)
+        assert ledger.version() == len(migrations.MIGRATIONS)
 
 
 def test_ledger_errors_name_the_database_not_the_password(tmp_path: Path):

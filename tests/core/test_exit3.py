@@ -138,7 +138,8 @@ def test_payments_broken_after_caselle_answered_then_the_next_run_finishes_exact
     exit 3, the ledger holds that batch as ``unknown`` (sent, outcome to settle) and the run
     as failed; the next run settles it from Caselle's receipts and posts the rest, once."""
     from caselle_ic.emulator.process import EmulatorProcess
-    from caselle_ic.store.ledger import open_ledger, payments, runs
+    from caselle_ic.store.ledger import open_ledger
+    from caselle_ic.store.tables import payments, runs
     from tests.posting.postkit import assert_exactly_once, dp, lb, write_export
 
     seed = write_seed_extract(tmp_path / "seed.csv")

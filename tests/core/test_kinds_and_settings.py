@@ -34,7 +34,8 @@ def write(tmp_path: Path, text: str = "") -> Path:
 
 # -- the registry -------------------------------------------------------------------------------
 def test_the_registry_is_what_the_inbox_and_the_deployments_read(tmp_path: Path) -> None:
-    from caselle_ic.ops import deploy, inbox
+    from caselle_ic.ops import deploy
+    from caselle_ic.ops import inbox_scan as inbox
 
     assert list(kinds.KINDS) == ["invoices", "adjustments", "payments", "paperless", "balance"]
     assert inbox.KINDS == kinds.inbox_kinds() == ("invoices", "adjustments", "payments", "paperless")

@@ -41,7 +41,7 @@ def test_workdir_is_made_cleared_and_foreign_dirs_are_refused(tmp_path: Path) ->
 
 
 def test_samples_are_staged_under_names_the_inbox_routes(tmp_path: Path) -> None:
-    from caselle_ic.ops.inbox import classify
+    from caselle_ic.ops.inbox_scan import classify
 
     staged = stage_inputs(tmp_path / "inbox")
     for kind, path in staged.items():

@@ -22,12 +22,8 @@ import sqlalchemy as sa
 
 from caselle_ic.config.model import BillerConfig, load_config
 from caselle_ic.errors import LedgerError
-from caselle_ic.ops.inbox import (
-    classify,
-    inbox_files,
-    process_inbox,
-    scan_inbox,
-)
+from caselle_ic.ops.inbox import inbox_files, process_inbox
+from caselle_ic.ops.inbox_scan import classify, scan_inbox
 from caselle_ic.result import RunResult
 from caselle_ic.store.inbox_claims import InboxStore, default_ledger_url
 from caselle_ic.tabular.csvin import read_text_csv
@@ -168,7 +164,7 @@ def test_failed_content_is_retried_and_same_name_does_not_overwrite(cfg: BillerC
 
 
 def test_busy_and_stale_claims(cfg: BillerConfig) -> None:
-    from caselle_ic.ops.inbox import sha256_file
+    from caselle_ic.ops.inbox_scan import sha256_file
 
     path = drop(cfg, "y_payments.csv", GOOD)
     url = default_ledger_url(cfg)

@@ -17,7 +17,7 @@ import pytest
 
 from caselle_ic import cli
 from caselle_ic.config.model import load_config
-from caselle_ic.ops.inbox import sha256_file
+from caselle_ic.ops.inbox_scan import sha256_file
 from caselle_ic.store.inbox_claims import InboxStore, default_ledger_url
 from caselle_ic.store.ledger import biller_key
 from tests.conftest import SAMPLES, run_cli

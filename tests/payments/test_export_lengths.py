@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from caselle_ic.config.model import load_config
 from caselle_ic.payments.export import read_payment_export
 from caselle_ic.schemas.payments import export_columns
-from caselle_ic.store import ledger
+from caselle_ic.store import tables
 from tests.conftest import SAMPLES
 
 LIMITS = {"account_number": 64, "customer_name": 300, "invoice_number": 100}
@@ -51,7 +51,7 @@ def test_exactly_the_limit_is_accepted(tmp_path, column, limit):
 def test_the_schema_limits_are_the_ledger_column_lengths():
     declared = {c.name: c.max_length for c in export_columns() if c.max_length}
     assert declared == LIMITS
-    table = ledger.metadata.tables["payments"]
+    table = tables.metadata.tables["payments"]
     for name, limit in declared.items():
         column_type = table.c[name].type
         assert isinstance(column_type, sa.String)

@@ -12,7 +12,8 @@ from caselle_ic.emulator.process import EmulatorProcess
 from caselle_ic.payments.pipeline import run_daily_payments
 from caselle_ic.payments.posting import PostingOptions
 from caselle_ic.store.columns import PAYMENT_TEXT_LENGTHS
-from caselle_ic.store.ledger import open_ledger, payments
+from caselle_ic.store.ledger import open_ledger
+from caselle_ic.store.tables import payments
 from tests.posting.postkit import dp, write_export
 
 

@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from caselle_ic.store.ledger import open_ledger, payments, run_leases, utc_text
-from caselle_ic.store.payments import HOST, PaymentBook, process_start
+from caselle_ic.store.ledger import open_ledger, utc_text
+from caselle_ic.store.payment_claims import HOST, process_start
+from caselle_ic.store.payments import PaymentBook
+from caselle_ic.store.tables import payments, run_leases
 
 BILLER = "b-test"
 
@@ -191,15 +193,15 @@ def test_empty_intake(ledger_url: str):
 
 def test_a_version_2_ledger_is_upgraded_with_in_doubt_until(ledger_url: str, monkeypatch):
     """Migration 3 adds a column to a ledger that already ran migration 2 (as shipped)."""
-    from caselle_ic.store import ledger as ledger_module
+    from caselle_ic.store import migrations as migrations_module
 
-    shipped = ledger_module.MIGRATIONS
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", shipped[:2])
+    shipped = migrations_module.MIGRATIONS
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", shipped[:2])
     with open_ledger(ledger_url) as led:
         assert led.version() == 2
         with led.begin() as conn:
             assert "in_doubt_until" not in _columns(conn)
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", shipped)
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", shipped)
     me = book(ledger_url)
     assert me.ledger.version() == len(shipped)
     me.intake(frame(1), "a.csv")

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from caselle_ic.emulator.process import EmulatorProcess
 from caselle_ic.failpoints import ENV as FAILPOINT
-from caselle_ic.store.ledger import open_ledger, payments
+from caselle_ic.store.ledger import open_ledger
+from caselle_ic.store.tables import payments
 from tests.conftest import SAMPLES, run_cli
 from tests.posting.postkit import assert_exactly_once, dp, lb, reversal, start_cli, write_export
 

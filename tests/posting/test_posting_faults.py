@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from caselle_ic.emulator.process import EmulatorProcess
 from caselle_ic.payments.pipeline import run_daily_payments
 from caselle_ic.payments.posting import PostingOptions
-from caselle_ic.store.ledger import open_ledger, payments
+from caselle_ic.store.ledger import open_ledger
+from caselle_ic.store.tables import payments
 from tests.posting.postkit import assert_exactly_once, dp, lb, write_export
 
 NOW = "2026-11-03T07:00:00"

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from caselle_ic.emulator.process import EmulatorProcess
 from caselle_ic.payments.pipeline import run_daily_payments
 from caselle_ic.payments.posting import PostingOptions
-from caselle_ic.store.ledger import open_ledger, payments
+from caselle_ic.store.ledger import open_ledger
+from caselle_ic.store.tables import payments
 from tests.posting.postkit import assert_exactly_once, dp, guid, lb, reversal, write_export
 
 DAY1, DAY2 = "2026-11-02T07:00:00", "2026-11-03T07:00:00"

@@ -20,7 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 from caselle_ic.store.inbox_claims import InboxStore, inbox_files
-from caselle_ic.store.ledger import MIGRATIONS, open_ledger, runs, schema_version
+from caselle_ic.store.ledger import open_ledger
+from caselle_ic.store.migrations import MIGRATIONS
+from caselle_ic.store.tables import runs, schema_version
 
 OLD_MAIN = "7fe4e1a"
 REPO = Path(__file__).resolve().parents[2]

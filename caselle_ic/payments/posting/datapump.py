@@ -13,8 +13,8 @@ from caselle_ic.connect.client import CaselleClient, ItemOutcome, Receipt, Recei
 from caselle_ic.errors import CaselleAPIError, ConfigError, FatalAPIError, RetriableError
 from caselle_ic.failpoints import failpoint
 from caselle_ic.payments.posting.base import RunBase, _in_doubt, _posted, _set, _unsettled, server_finished
+from caselle_ic.store.payment_claims import chunks
 from caselle_ic.store.payment_rows import PENDING, POSTED, REJECTED, UNKNOWN, RowUpdate
-from caselle_ic.store.payments import chunks
 from caselle_ic.tabular.values import cents_to_decimal
 
 
