@@ -185,7 +185,9 @@ def stage_ours(export: Path, out_dir: Path, config: Path) -> dict:
     from caselle_ic.payments.codes_resolve import resolve_codes
     from caselle_ic.payments.export import read_payment_export
     from caselle_ic.payments.lockbox import write_lockbox_files
+    from caselle_ic.tabular.memory import use_jemalloc
 
+    use_jemalloc()  # as run_daily_payments does
     cfg = load_config(config)
     t0 = time.perf_counter()
     exp = read_payment_export(export, cfg)

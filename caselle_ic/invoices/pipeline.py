@@ -24,6 +24,7 @@ from caselle_ic.invoices.build import build_records
 from caselle_ic.invoices.checks import check_extract, read_extract
 from caselle_ic.invoices.writer import invoice_file_name, write_invoice_file
 from caselle_ic.result import InvoiceCount, RunResult
+from caselle_ic.tabular.memory import use_jemalloc
 from caselle_ic.tabular.output import write_rejects
 from caselle_ic.tabular.parallel import set_threads
 from caselle_ic.tabular.values import format_cents
@@ -37,27 +38,6 @@ ADJUSTMENTS_KIND = "adjustments-file"
 
 def _identity(fn: F) -> F:
     return fn
-
-
-def use_jemalloc() -> None:
-    """Make jemalloc Arrow's allocator for this process, when pyarrow has it.
-
-    A run allocates and frees gigabytes of column buffers; mimalloc (pyarrow's default)
-    keeps what is freed mapped, jemalloc hands it back and reuses it: measured on a
-    million statements, peak RSS 4.1 GB -> 3.3 GB and a third less system time. Set
-    ``ARROW_DEFAULT_MEMORY_POOL`` to choose another allocator; then this does nothing."""
-    import os
-
-    import pyarrow as pa
-
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return
-    try:
-        pool = pa.jemalloc_memory_pool()
-    except NotImplementedError:  # pragma: no cover - a pyarrow built without jemalloc
-        return
-    if pa.default_memory_pool().backend_name != "jemalloc":
-        pa.set_memory_pool(pool)
 
 
 def run_invoice_file(

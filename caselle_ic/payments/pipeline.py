@@ -51,6 +51,7 @@ from caselle_ic.schemas.payments import column_names
 from caselle_ic.store.ledger import biller_key, ledger_url_for, open_ledger
 from caselle_ic.store.payment_rows import ROUTE, TERMINAL, PaymentState
 from caselle_ic.tabular.csvin import LINE
+from caselle_ic.tabular.memory import use_jemalloc
 from caselle_ic.tabular.output import REASON, write_rejects
 from caselle_ic.tabular.parallel import set_threads
 from caselle_ic.tabular.values import cents_to_str
@@ -204,6 +205,7 @@ def run_daily_payments(
     progress: Callable[[int, int], None] | None = None,
 ) -> PaymentRunResult:
     """The daily payment run. ``progress(done, total)`` is called while posting."""
+    use_jemalloc()
     wrap = step or _identity
     cfg = config if isinstance(config, BillerConfig) else load_config(config)
     run_date = resolve_now(now, cfg.tz).date()
