@@ -33,7 +33,7 @@ from prefect.artifacts import acreate_table_artifact, create_markdown_artifact
 from caselle_ic.errors import LedgerError
 from caselle_ic.flows._common import load_biller
 from caselle_ic.flows.artifacts import failure_reason
-from caselle_ic.flows.unattended import EVENT_ARRIVED, emit, run_timeout
+from caselle_ic.flows.unattended import EVENT_ARRIVED, EVENT_NOT_STARTED, biller_resource, emit, run_timeout
 from caselle_ic.kinds import KINDS as ALL_KINDS
 from caselle_ic.ops.inbox import DEFAULT_SETTLE_SECONDS, make_handler, process_inbox
 from caselle_ic.ops.inbox_report import InboxItem, InboxReport
@@ -238,6 +238,22 @@ def _fanout_run_name() -> str:
     return f"all-billers/{kind}/{period}"
 
 
+def _announce_not_started(biller: str, kind: str, flow_name: str, period: str, exc: BaseException) -> None:
+    """The fan-out's failure is the biller's too: its inbox waits until someone starts it,
+    so the biller's ``not-started`` automation is told (the fan-out run itself belongs to no
+    biller, and its Failed state alone would alert nobody)."""
+    from prefect.events import emit_event
+
+    from caselle_ic.logsafe import mask_accounts, redact
+
+    reason = mask_accounts(redact(f"{type(exc).__name__}: {exc}"))[:500]
+    emit_event(
+        event=EVENT_NOT_STARTED,
+        resource=biller_resource(biller, biller, kind),
+        payload={"reason": f"all-billers could not start {flow_name}/{biller} for {period}: {reason}"},
+    )
+
+
 @flow(name="all-billers", flow_run_name=_fanout_run_name)
 async def all_billers(
     kind: str = "payments",
@@ -286,6 +302,7 @@ async def all_billers(
     for biller, outcome in zip(targets, started, strict=True):
         if isinstance(outcome, BaseException):
             errors.append(f"{biller}: {type(outcome).__name__}: {outcome}")
+            _announce_not_started(biller, kind, flow_name, period, outcome)
             rows.append(
                 {
                     "biller": biller,

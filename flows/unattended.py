@@ -24,6 +24,8 @@ from typing import Any
 EVENT_ARRIVED = "caselle-ic.input.arrived"
 EVENT_MISSING = "caselle-ic.input.missing"
 EVENT_AUDIT = "caselle-ic.audit.discrepancies"
+#: the fleet fan-out could not start a biller's run (its inbox waits; the biller's alert says so)
+EVENT_NOT_STARTED = "caselle-ic.run.not-started"
 RESOURCE_PREFIX = "caselle-ic.biller."
 
 

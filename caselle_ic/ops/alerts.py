@@ -1,7 +1,7 @@
 """Alerts (SPEC §11 ``[alerts]``): each biller's Prefect automations, kept in step with its file.
 
 Deploying a biller (``caselle-ic serve``, ``caselle-ic deployments``) calls
-:func:`ensure_alerts`, which creates, updates or leaves alone three automations per biller,
+:func:`ensure_alerts`, which creates, updates or leaves alone four automations per biller,
 found by name (so deploying again creates no duplicates):
 
 =====================================  =========================================================
@@ -13,6 +13,8 @@ found by name (so deploying again creates no duplicates):
 ``caselle-ic/<biller>/input-missing``  event ``caselle-ic.input.missing`` (the
                                        ``input-deadline`` flow, scheduled by ``[alerts].expect``)
 ``caselle-ic/<biller>/audit``          event ``caselle-ic.audit.discrepancies`` (``daily-audit``)
+``caselle-ic/<biller>/not-started``    event ``caselle-ic.run.not-started``: the ``all-billers``
+                                       fan-out could not start the biller's run
 =====================================  =========================================================
 
 Each sends one notification through the block named by ``[alerts].notify``, rendered by the
@@ -35,12 +37,12 @@ from uuid import UUID
 
 from caselle_ic.config.model import BillerConfig
 from caselle_ic.errors import ConfigError, ServiceError
-from caselle_ic.flows.unattended import EVENT_AUDIT, EVENT_MISSING, RESOURCE_PREFIX
+from caselle_ic.flows.unattended import EVENT_AUDIT, EVENT_MISSING, EVENT_NOT_STARTED, RESOURCE_PREFIX
 
 PREFIX = "caselle-ic"
 TAG = "caselle-ic"
 FAILED_STATES = ("Failed", "Crashed", "TimedOut")
-ALERTS = ("run-failed", "input-missing", "audit")
+ALERTS = ("run-failed", "input-missing", "audit", "not-started")
 
 
 def automation_name(slug: str, alert: str) -> str:
@@ -139,6 +141,24 @@ def planned(cfg: BillerConfig, block_id: UUID) -> list[Any]:
                 cfg,
                 "the audit found discrepancies",
                 "{{ event.payload.reason | default('see the audit artifact', true) | truncate(700) }}",
+            ),
+        ),
+        event(
+            "not-started",
+            f"{name}: the all-billers fan-out could not start one of its runs",
+            EventTrigger(
+                expect={EVENT_NOT_STARTED},
+                match=biller,
+                posture=Posture.Reactive,
+                threshold=1,
+                within=timedelta(0),
+            ),
+            f"caselle-ic: {name}: {{{{ event.resource['caselle-ic.kind'] }}}} run not started",
+            _body(
+                cfg,
+                "the {{ event.resource['caselle-ic.kind'] }} run was not started"
+                "; its input waits in the inbox",
+                "{{ event.payload.reason | truncate(700) }}",
             ),
         ),
     ]

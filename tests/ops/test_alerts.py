@@ -319,6 +319,36 @@ def test_an_absent_export_alerts_once_after_its_deadline(stack: Stack) -> None:
     assert_clean(body, stack)
 
 
+def test_a_biller_the_fan_out_cannot_start_is_alerted(stack: Stack) -> None:
+    """The all-billers run belongs to no biller: a run it could not start must reach the
+    biller's own alert, else nobody hears that the biller's input waits."""
+    from caselle_ic.flows.ops import all_billers
+
+    async def drop(client: Any) -> None:  # the biller's adjustments deployment is gone
+        for _ in range(120):  # serve registers its deployments a few seconds after it starts
+            try:
+                dep = await client.read_deployment_by_name("adjustments-inbox/hang-town")
+                break
+            except Exception:
+                await asyncio.sleep(1)
+        else:
+            raise AssertionError(
+                f"adjustments-inbox/hang-town never appeared:\n{stack.serve_log.read_text()}"
+            )
+        await client.delete_deployment(dep.id)
+
+    asyncio.run(_client_call(stack.api_url, drop))
+    start = time.time()
+    with on_server(stack.api_url), pytest.raises(RuntimeError, match="hang-town"):
+        asyncio.run(all_billers(kind="adjustments", period="2026-12-03", billers=["hang-town"]))
+    when, body = stack.receiver.wait_for("run not started", timeout=120)
+    print(f"\nalert latency, fan-out failed -> notification received: {when - start:.1f} s")
+    assert "hang-town" in body["body"] and "adjustments" in body["subject"]
+    assert "all-billers could not start adjustments-inbox/hang-town for 2026-12-03" in body["body"]
+    assert stack.receiver.count("run not started") == 1
+    assert_clean(body, stack)
+
+
 def test_redeploying_creates_no_duplicates_and_remove_cleans_up(stack: Stack) -> None:
     from caselle_ic.ops.alerts import ensure_alerts
     from caselle_ic.ops.deploy import remove_billers
@@ -326,13 +356,13 @@ def test_redeploying_creates_no_duplicates_and_remove_cleans_up(stack: Stack) ->
     cfgs = [load_config(p) for p in stack.configs.values()]
     with on_server(stack.api_url):
         report = ensure_alerts(cfgs)  # serve already deployed them once
-    assert report.created == [] and report.updated == [] and len(report.unchanged) == 9
+    assert report.created == [] and report.updated == [] and len(report.unchanged) == 12
 
     async def ours(client: Any) -> list[str]:
         return sorted(a.name for a in await client.read_automations() if a.name.startswith("caselle-ic/"))
 
     names = asyncio.run(_client_call(stack.api_url, ours))
-    assert len(names) == 9 and len(set(names)) == 9
+    assert len(names) == 12 and len(set(names)) == 12
 
     # each alert arrived exactly once (checked last: the others had time to repeat)
     assert stack.receiver.count("payments-inbox/down-town") == 1
@@ -343,4 +373,4 @@ def test_redeploying_creates_no_duplicates_and_remove_cleans_up(stack: Stack) ->
     assert "automations removed: caselle-ic/quiet-town/run-failed" in " ".join(lines)
     assert any("input-deadline/quiet-town" in line for line in lines)
     left = asyncio.run(_client_call(stack.api_url, ours))
-    assert len(left) == 6 and not [n for n in left if "quiet-town" in n]
+    assert len(left) == 8 and not [n for n in left if "quiet-town" in n]
