@@ -64,7 +64,9 @@ def test_the_automations_of_a_biller(biller_toml: Path) -> None:
     block = uuid4()
     autos = {a.name: a for a in planned(cfg, block)}
     slug = "sample-city-utilities"
-    assert sorted(autos) == [automation_name(slug, a) for a in ("audit", "input-missing", "run-failed")]
+    assert sorted(autos) == [
+        automation_name(slug, a) for a in ("audit", "input-missing", "not-started", "run-failed")
+    ]
     failed = autos[f"caselle-ic/{slug}/run-failed"]
     assert failed.trigger.expect == {
         "prefect.flow-run.Failed",
@@ -86,6 +88,9 @@ def test_the_automations_of_a_biller(biller_toml: Path) -> None:
     assert missing.match.root == {"prefect.resource.id": f"caselle-ic.biller.{slug}"}
     audit = autos[f"caselle-ic/{slug}/audit"].trigger
     assert audit.expect == {"caselle-ic.audit.discrepancies"}
+    not_started = autos[f"caselle-ic/{slug}/not-started"].trigger
+    assert not_started.expect == {"caselle-ic.run.not-started"}
+    assert not_started.match.root == {"prefect.resource.id": f"caselle-ic.biller.{slug}"}
 
 
 def test_expect_adds_the_input_deadline_deployment(biller_toml: Path) -> None:
