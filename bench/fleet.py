@@ -618,7 +618,8 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"  slots           {slots} run slots busy (launch + run) {busy:.0%} of the wall; the first biller"
         f" run was running {first:.0f} s after the trigger (the fan-out's own launch and run;"
-        " workers poll every 10 s, Prefect's default)"
+        f" workers poll every {os.environ.get('PREFECT_WORKER_QUERY_SECONDS', '10')} s:"
+        " PREFECT_WORKER_QUERY_SECONDS, default 10)"
     )
     print(f"  per biller run (s){'':10s} {'p50':>8s} {'p95':>8s}")
     for k, label in PER_RUN.items():
