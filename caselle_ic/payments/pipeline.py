@@ -22,8 +22,6 @@ which need no network, are still written in that case.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 from caselle_ic.config.model import BillerConfig, load_config, resolve_now
-from caselle_ic.errors import OutputError
 from caselle_ic.payments.codes import PaymentCodeConfig, load_payment_codes
 from caselle_ic.payments.codes_resolve import resolve_codes
 from caselle_ic.payments.export import PaymentExport, read_payment_export
@@ -52,7 +49,7 @@ from caselle_ic.store.ledger import biller_key, ledger_url_for, open_ledger
 from caselle_ic.store.payment_rows import ROUTE, TERMINAL, PaymentState
 from caselle_ic.tabular.csvin import LINE
 from caselle_ic.tabular.memory import use_jemalloc
-from caselle_ic.tabular.output import REASON, write_rejects
+from caselle_ic.tabular.output import REASON, check_writable_directory, write_rejects
 from caselle_ic.tabular.parallel import set_threads
 from caselle_ic.tabular.values import cents_to_str
 
@@ -170,27 +167,7 @@ def check_outputs(out: Path) -> None:
     request to Caselle: a run must not move money and then fail to say so (issue 13.6).
     Nothing is created here; a file is created and removed to prove writing works."""
     for directory, what in ((out, "the output directory"), (out / "rejects", "the rejects directory")):
-        _check_directory(directory, what)
-
-
-def _check_directory(path: Path, what: str) -> None:
-    existing = path
-    while not existing.exists():
-        if existing.is_symlink():
-            target = os.readlink(existing)
-            raise OutputError(
-                f"{what} {path}: {existing} is a symbolic link to {target}, which does not exist"
-            )
-        if existing.parent == existing:  # pragma: no cover - the root always exists
-            break
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{what} {path}: {existing} is not a directory")
-    try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".caselle-ic-probe-"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"{what} {path}: {existing} is not writable ({exc.strerror})") from None
+        check_writable_directory(directory, what)
 
 
 def run_daily_payments(

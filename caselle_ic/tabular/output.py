@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -91,3 +92,25 @@ def write_rejects(rejects: pd.DataFrame, out_dir: str | Path, stem: str) -> Path
     with atomic_output(path, "w", encoding="utf-8", newline="") as fh:
         frame.to_csv(fh, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     return path
+
+
+def check_writable_directory(path: Path, what: str) -> None:
+    """``path`` is a writable directory or can be created as one (OutputError naming
+    ``what`` otherwise). Nothing is created: a probe file is made and removed."""
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            target = os.readlink(existing)
+            raise OutputError(
+                f"{what} {path}: {existing} is a symbolic link to {target}, which does not exist"
+            )
+        if existing.parent == existing:  # pragma: no cover - the root always exists
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{what} {path}: {existing} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".caselle-ic-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{what} {path}: {existing} is not writable ({exc.strerror})") from None
