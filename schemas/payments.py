@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow
 import pyarrow.compute as pc
 
-from caselle_ic.tabular.parallel import column_map
+from caselle_ic.tabular.parallel import side_by_side
 from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, frame_rules
 from caselle_ic.tabular.values import extract_groups, parse_cents
 
@@ -189,17 +189,20 @@ def prepare(norm: pd.DataFrame) -> pd.DataFrame:
     payment_guid uniqueness over the whole file (``_dup_identical``, ``_dup_conflict``)."""
     # the parsers are independent column work: they run side by side (Arrow and numpy
     # kernels release the GIL)
-    jobs: list[tuple[tuple[str, ...], Callable[[], tuple[pd.Series, ...]]]] = []
+    names: list[tuple[str, ...]] = []
+    jobs: list[Callable[[], tuple[pd.Series, ...]]] = []
     for spec in export_columns():
         n, values = spec.name, norm[spec.name]
         if spec.kind == "amount":
-            jobs.append(((f"_{n}_cents", _bad(n)), functools.partial(parse_cents, values)))
+            names.append((f"_{n}_cents", _bad(n)))
+            jobs.append(functools.partial(parse_cents, values))
         elif spec.kind == "datetime":
-            names = (f"_{n}_wall", f"_{n}_offset", _bad(n))
-            jobs.append((names, functools.partial(split_iso_datetime, values)))
-    jobs.append((("_dup_identical", "_dup_conflict"), functools.partial(duplicate_flags, norm)))
+            names.append((f"_{n}_wall", f"_{n}_offset", _bad(n)))
+            jobs.append(functools.partial(split_iso_datetime, values))
+    names.append(("_dup_identical", "_dup_conflict"))
+    jobs.append(functools.partial(duplicate_flags, norm))
     helpers: dict[str, pd.Series] = {}
-    for (made, _), parts in zip(jobs, column_map(lambda job: job[1](), jobs), strict=True):
+    for made, parts in zip(names, side_by_side(*jobs), strict=True):
         helpers.update(zip(made, parts, strict=True))
     return norm.assign(**helpers)
 

@@ -86,24 +86,11 @@ def totals_table(
         cell[0] += 1
         cell[1] += int(cents or 0)
 
-    for r in export_rows:
-        if as_text(r.get("transaction_type")) == PAYMENT:
-            add(
-                "export",
-                r.get("posting_method"),
-                r.get("distribution_code"),
-                r.get("payment_code"),
-                r.get("amount_cents"),
-            )
-    for r in ledger_rows:
-        if as_text(r.get("transaction_type")) == PAYMENT:
-            add(
-                "ledger",
-                r.get("posting_method"),
-                r.get("distribution_code"),
-                r.get("payment_code"),
-                r.get("amount_cents"),
-            )
+    fields = ("posting_method", "distribution_code", "payment_code", "amount_cents")
+    for side, side_rows in (("export", export_rows), ("ledger", ledger_rows)):
+        for r in side_rows:
+            if as_text(r.get("transaction_type")) == PAYMENT:
+                add(side, *(r.get(f) for f in fields))
     for method, dc, pc, cents in caselle:
         add("caselle", method, dc, pc, cents)
 

@@ -78,6 +78,11 @@ def planned(cfg: BillerConfig, block_id: UUID) -> list[Any]:
     slug, name = cfg.slug, _plain(cfg.name)
     biller = ResourceSpecification({"prefect.resource.id": f"{RESOURCE_PREFIX}{slug}"})
 
+    def on_event(name: str) -> Any:  # one notification per event of ours about the biller
+        return EventTrigger(
+            expect={name}, match=biller, posture=Posture.Reactive, threshold=1, within=timedelta(0)
+        )
+
     def event(alert: str, description: str, trigger: Any, subject: str, body: str) -> Any:
         return AutomationCore(
             name=automation_name(slug, alert),
@@ -116,13 +121,7 @@ def planned(cfg: BillerConfig, block_id: UUID) -> list[Any]:
         event(
             "input-missing",
             f"{name}: an expected input did not arrive by its deadline ([alerts].expect)",
-            EventTrigger(
-                expect={EVENT_MISSING},
-                match=biller,
-                posture=Posture.Reactive,
-                threshold=1,
-                within=timedelta(0),
-            ),
+            on_event(EVENT_MISSING),
             f"caselle-ic: {name}: {{{{ event.resource['caselle-ic.kind'] }}}} input missing",
             _body(
                 cfg,
@@ -133,9 +132,7 @@ def planned(cfg: BillerConfig, block_id: UUID) -> list[Any]:
         event(
             "audit",
             f"{name}: the daily audit found discrepancies",
-            EventTrigger(
-                expect={EVENT_AUDIT}, match=biller, posture=Posture.Reactive, threshold=1, within=timedelta(0)
-            ),
+            on_event(EVENT_AUDIT),
             f"caselle-ic: {name}: audit discrepancies",
             _body(
                 cfg,
@@ -146,13 +143,7 @@ def planned(cfg: BillerConfig, block_id: UUID) -> list[Any]:
         event(
             "not-started",
             f"{name}: the all-billers fan-out could not start one of its runs",
-            EventTrigger(
-                expect={EVENT_NOT_STARTED},
-                match=biller,
-                posture=Posture.Reactive,
-                threshold=1,
-                within=timedelta(0),
-            ),
+            on_event(EVENT_NOT_STARTED),
             f"caselle-ic: {name}: {{{{ event.resource['caselle-ic.kind'] }}}} run not started",
             _body(
                 cfg,

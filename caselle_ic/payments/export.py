@@ -38,7 +38,7 @@ from caselle_ic.tabular.csvin import LINE, read_text_csv
 from caselle_ic.tabular.output import REASON
 from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.rules import failure_cases
-from caselle_ic.tabular.values import arrow_strings, string_series, trimmed
+from caselle_ic.tabular.values import arrow_strings, ascii_only, string_series, trimmed
 
 UPPER = ("transaction_type", "card_vendor", "obd_vendor")
 LOWER = ("payment_guid", "original_payment_guid")
@@ -63,14 +63,6 @@ class PaymentExport:
         return self.valid[self.valid["transaction_type"] != "PAYMENT"]
 
 
-def _ascii(values: pa.ChunkedArray) -> bool:
-    return all(
-        chunk.buffers()[2] is None or np.frombuffer(chunk.buffers()[2], dtype=np.uint8).max(initial=0) < 0x80
-        for chunk in values.chunks
-        if len(chunk)
-    )
-
-
 def _strip_type_id(s: pa.ChunkedArray) -> pa.ChunkedArray:
     """``"07"`` -> ``"7"``, ``"0"`` -> ``"0"``; other text stays (it fails validation)."""
     stripped = pc.utf8_ltrim(s, characters="0")
@@ -86,7 +78,7 @@ def _normalized(column: str, s: pd.Series) -> pd.Series:
         text = pc.utf8_upper(text)
     elif column in LOWER:
         # ASCII-only (every valid GUID): the same result, a tenth of the work
-        text = pc.ascii_lower(text) if _ascii(text) else pc.utf8_lower(text)
+        text = pc.ascii_lower(text) if ascii_only(text) else pc.utf8_lower(text)
     elif column in ("payment_type_id", "invoice_type_id"):
         text = _strip_type_id(text)
     return string_series(text, s.index)

@@ -47,7 +47,7 @@ from caselle_ic.config.settings import Setting
 from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.payments.codes import parse_fallback
 from caselle_ic.tabular.output import REASON, atomic_output
-from caselle_ic.tabular.parallel import column_map
+from caselle_ic.tabular.parallel import side_by_side
 from caselle_ic.tabular.text import CONTROL_CLASS, clean_text
 
 MAX_DISTRIBUTION_CODE = 9999
@@ -235,12 +235,11 @@ def lockbox_lines(frame: pd.DataFrame) -> pa.Array:
     ]
     head = pc.take(pa.array(heads, type=_STR), pa.array(codes.astype(np.int64)))
     # the three formatted fields are independent column work: side by side on threads
-    makers: list[Callable[[], pa.Array]] = [
+    amount, acct, name = side_by_side(
         lambda: format_amounts(frame["amount_cents"]),
         lambda: quote(_text(frame["account_number"])),
         lambda: quote(clean_name(frame["customer_name"])),
-    ]
-    amount, acct, name = column_map(lambda make: make(), makers)
+    )
     return _join(_join(head, amount, acct, name, sep=","), EOL)
 
 

@@ -10,7 +10,7 @@ inputs that could not be parsed, so callers quarantine exactly those rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -83,17 +83,25 @@ def empty_strings(n: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(b""))
 
 
+def _value_bytes(values: pa.ChunkedArray) -> Iterator[np.ndarray]:
+    """The UTF-8 bytes of each non-empty chunk's values, as uint8 (no copy)."""
+    for chunk in values.chunks:
+        data = chunk.buffers()[2] if len(chunk) else None
+        if data is not None and data.size:
+            yield np.frombuffer(data, dtype=np.uint8)
+
+
 def trimmed(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """Values with surrounding whitespace removed; no copy when no byte of the column can
     be whitespace (all bytes printable ASCII other than space: amounts and dates)."""
-    for chunk in values.chunks:
-        data = chunk.buffers()[2] if len(chunk) else None
-        if data is None or not data.size:
-            continue
-        raw = np.frombuffer(data, dtype=np.uint8)
-        if raw.min() <= 0x20 or raw.max() >= 0x7F:
-            return pc.utf8_trim_whitespace(values)
+    if any(raw.min() <= 0x20 or raw.max() >= 0x7F for raw in _value_bytes(values)):
+        return pc.utf8_trim_whitespace(values)
     return values
+
+
+def ascii_only(values: pa.ChunkedArray) -> bool:
+    """Whether every value is ASCII (then the ``ascii_*`` kernels give the ``utf8_*`` result)."""
+    return all(raw.max() < 0x80 for raw in _value_bytes(values))
 
 
 def mostly_repeated(arr: pa.Array, *, sample: int = 50_000) -> bool:
