@@ -14,8 +14,10 @@ Set-up (timed separately, not in the fleet's wall):
   measured child inherits its peak RSS, back-dated past the inbox's 30 s settle window;
 * a local Prefect server (``caselle_ic.ops.prefect_server.ensure_server``, a temporary
   ``PREFECT_HOME``, SQLite), the ``caselle-ic`` process work pool, and every deployment
-  ``caselle-ic deployments --config … --ledger URL`` generates, deployed with
-  ``prefect deploy --all`` (the documented work-pool path, tests/ops/test_work_pool.py);
+  ``caselle-ic deployments --config … --ledger URL`` generates that the timed fan-out runs
+  (``payments-inbox/<biller>``, ``all-billers/payments``; ``--all-deployments``: all eight
+  kinds), deployed with ``prefect deploy --all`` (the documented work-pool path,
+  tests/ops/test_work_pool.py);
 * W workers (``--workers``, default 2), ``prefect worker start --pool caselle-ic --limit L``
   (``--runs-per-worker``, default 2), started in the work directory (not the checkout), so
   the pull steps enter ``$CASELLE_IC_HOME`` and run ``uv sync --locked`` before every run.
@@ -46,9 +48,10 @@ and each ledger row is ``posted``. Workers and the server are stopped at the end
 with ``os.wait4``: their CPU and peak RSS include the flow-run processes they started.
 
 Run: ``.venv/bin/python bench/fleet.py [--billers N] [--payments M] [--workers W]
-[--runs-per-worker L] [--latency-ms MS] [--json] [--keep]``. Prints figures; exits 1 when a
-biller run failed or was not started (the fan-out failing is reported, and the runs it did
-start are still waited for and measured) or a payment was not posted exactly once.
+[--runs-per-worker L] [--latency-ms MS] [--all-deployments] [--json] [--keep]``. Prints
+figures; exits 1 when a biller run failed or was not started (the fan-out failing is
+reported, and the runs it did start are still waited for and measured) or a payment was not
+posted exactly once.
 """
 
 from __future__ import annotations
@@ -85,6 +88,25 @@ BACKDATE_SECONDS = 300  # older than the inbox's 30 s settle window
 
 
 # -- inputs (child process) ---------------------------------------------------------------
+
+
+def payments_only(prefect_yaml: str) -> str:
+    """The prefect.yaml cut to what the timed fan-out runs: ``payments-inbox/<biller>`` and
+    ``all-billers/payments``. ``prefect deploy`` takes 0.3-1.0 s a deployment, so all eight
+    kinds of 100 billers (804) would take 4-13 min of set-up for deployments never run;
+    ``--all-deployments`` deploys them all, as an operator's prefect.yaml does."""
+    import yaml
+
+    doc = yaml.safe_load(prefect_yaml)
+    doc["deployments"] = [
+        d
+        for d in doc["deployments"]
+        if d["entrypoint"].endswith(".payments_inbox")
+        or (d["entrypoint"].endswith(".all_billers") and d["name"] == "payments")
+    ]
+    return yaml.safe_dump(doc, sort_keys=False, width=110)
+
+
 def biller_dir(work: Path, b: int) -> Path:
     return work / "billers" / f"b{b:03d}"
 
@@ -473,8 +495,8 @@ def run_fleet(args: argparse.Namespace) -> dict[str, Any]:
             gen_yaml, text = measure(cmd, env=env)
             setup["caselle-ic deployments"] = gen_yaml["wall"]
             yaml_path = work / "prefect.yaml"
-            yaml_path.write_text(text, encoding="utf-8")
-            n_deployments = text.count("\n- name: ")
+            yaml_path.write_text(text if args.all_deployments else payments_only(text), encoding="utf-8")
+            n_deployments = yaml_path.read_text(encoding="utf-8").count("\n- name: ")
             prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
             measure([*prefect, "work-pool", "create", "caselle-ic", "--type", "process"], env=env)
             deploy, _ = measure([*prefect, "deploy", "--prefect-file", str(yaml_path), "--all"], env=env)
@@ -670,6 +692,11 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=3600, help="give up waiting after this many seconds")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout instead of the table")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, outputs)")
+    ap.add_argument(
+        "--all-deployments",
+        action="store_true",
+        help="deploy every kind of every biller, not only the payments deployments the run uses",
+    )
     ap.add_argument("--stage", choices=["make"], help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
