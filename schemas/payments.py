@@ -38,7 +38,14 @@ import pyarrow.compute as pc
 
 from caselle_ic.tabular.parallel import side_by_side
 from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, frame_rules
-from caselle_ic.tabular.values import extract_groups, parse_cents
+from caselle_ic.tabular.strbytes import byte_lengths, fixed_width_rows, may_repeat
+from caselle_ic.tabular.values import (
+    DAYS_IN_MONTH,
+    arrow_strings,
+    days_from_civil,
+    extract_groups,
+    parse_cents,
+)
 
 SPEC_FILE = Path(__file__).with_name("payment_export.csv")
 
@@ -57,7 +64,6 @@ ISO_DATETIME = (
     r"(?::(?P<s>\d{2})(?:[.,]\d{1,9})?)?"
     r"(?P<tz>Z|(?P<sign>[+-])(?P<oh>\d{2}):?(?P<om>\d{2}))?\Z"
 )
-_CANONICAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"  # RE2
 
 
 @dataclass(frozen=True)
@@ -106,33 +112,20 @@ def split_iso_datetime(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """ISO 8601 date-time text -> (naive wall time ``datetime64[s]``, offset minutes
     ``Int64`` (<NA> when the text has none), bad mask). Blank is not bad (NaT).
 
-    The canonical form ``YYYY-MM-DDTHH:MM:SS`` goes straight to pandas' C parser; only
-    the other forms go through the regular expression.
+    The canonical form ``YYYY-MM-DDTHH:MM:SS`` is read straight from the column's bytes
+    (:func:`_canonical_datetimes`); only the other forms go through the regular expression.
     """
     s = s.astype("string").fillna("")
     n = len(s)
-    arr = pyarrow.array(s, type=pyarrow.large_string())
-    canonical = pc.match_substring_regex(arr, _CANONICAL).to_numpy(zero_copy_only=False)
-    blank = (s == "").to_numpy(dtype=bool, na_value=False)
+    arr = arrow_strings(s)
+    blank = byte_lengths(arr) == 0
+    canonical, parsed, good = _canonical_datetimes(arr)
     wall = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
     offset = np.zeros(n, dtype=np.int64)
     has_offset = np.zeros(n, dtype=bool)
     bad = ~blank
     if canonical.any():
-        sub = pc.filter(arr, pyarrow.array(canonical))
-        ts = pc.strptime(sub, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
-        # strptime rolls 2026-02-30 over to March 2 and :60 seconds to the next minute:
-        # the day and second it read must be the ones written
-        ok = pc.and_(
-            pc.and_(
-                pc.equal(pc.day(ts), pc.cast(pc.utf8_slice_codeunits(sub, 8, 10), pyarrow.int64())),
-                pc.equal(pc.second(ts), pc.cast(pc.utf8_slice_codeunits(sub, 17, 19), pyarrow.int64())),
-            ),
-            pc.greater_equal(pc.year(ts), 1),
-        )
-        good = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
-        parsed = ts.to_numpy(zero_copy_only=False).astype("datetime64[s]")
-        wall[canonical] = np.where(good, parsed, np.datetime64("NaT"))
+        wall[canonical] = parsed
         bad[canonical] = ~good
     rest = ~canonical & ~blank
     if rest.any():
@@ -143,6 +136,40 @@ def split_iso_datetime(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         pd.Series(pd.arrays.IntegerArray(offset, ~has_offset), index=s.index),
         pd.Series(bad, index=s.index),
     )
+
+
+_DIGITS_AT = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+_SEPARATORS = ((4, b"-"), (7, b"-"), (10, b"T"), (13, b":"), (16, b":"))
+
+
+def _canonical_datetimes(arr: pyarrow.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The values of the form ``YYYY-MM-DDTHH:MM:SS`` (ASCII digits), read from their
+    bytes: (which values have that form, their wall time (NaT where not a real time),
+    which of them are a real time). A real time has a year from 1, a day that exists in
+    its month, hours to 23, minutes and seconds to 59 -- what strptime accepts without
+    rolling a day or a second over."""
+    width, form = fixed_width_rows(arr, 19)
+    digits = form[:, _DIGITS_AT] - np.uint8(ord("0"))
+    shape = digits.max(axis=1, initial=0) <= 9
+    for at, char in _SEPARATORS:
+        shape &= form[:, at] == ord(char)
+    canonical = width.copy()
+    canonical[width] = shape
+    if not shape.all():
+        digits = digits[shape]
+    d = [digits[:, i].astype(np.int32) for i in range(len(_DIGITS_AT))]
+    y = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
+    month, day = d[4] * 10 + d[5], d[6] * 10 + d[7]
+    hour, minute, second = d[8] * 10 + d[9], d[10] * 10 + d[11], d[12] * 10 + d[13]
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    month_ok = (month >= 1) & (month <= 12)
+    last_day = DAYS_IN_MONTH[np.where(month_ok, month, 0)] + ((month == 2) & leap)
+    in_range = (hour <= 23) & (minute <= 59) & (second <= 59)
+    good = (y >= 1) & month_ok & (day >= 1) & (day <= last_day) & in_range
+    days = days_from_civil(np.where(good, y, 1970), np.where(good, month, 1), np.where(good, day, 1))
+    seconds = days.astype(np.int64) * 86400 + (hour * 3600 + minute * 60 + second)
+    wall = np.where(good, seconds.astype("datetime64[s]"), np.datetime64("NaT", "s"))
+    return canonical, wall, good
 
 
 def _split_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -212,13 +239,13 @@ def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
     Only the lines whose GUID repeats are compared field by field (usually none)."""
     guid = norm["payment_guid"].fillna("")
-    arr = pyarrow.array(guid, type=pyarrow.large_string())
-    counts = pc.value_counts(arr)
-    twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    arr = arrow_strings(guid)
     identical_later = np.zeros(len(norm), dtype=bool)
     conflict = np.zeros(len(norm), dtype=bool)
-    if len(twice) == 0:  # the usual export: no GUID repeats, no second pass over them
+    if not may_repeat(arr):  # the usual export: no GUID repeats, no second pass over them
         return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
+    counts = pc.value_counts(arr)
+    twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     repeated = pc.is_in(arr, value_set=twice).to_numpy(zero_copy_only=False) & (guid != "").to_numpy(
         dtype=bool
     )
@@ -231,6 +258,24 @@ def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         conflict[repeated] = clash
         identical_later[repeated] = ~clash & same
     return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
+
+
+_HYPHENS_AT = np.array([8, 13, 18, 23])
+_HEX_AT = np.setdiff1d(np.arange(36), _HYPHENS_AT)
+
+
+def _guid_or_blank(s: pd.Series) -> np.ndarray:
+    """``_GUID`` (blank, or lower-case 8-4-4-4-12 hex) tested on the bytes: a value
+    matches when it is empty, or 36 bytes with hyphens and ASCII hex where the pattern
+    has them (pandera checks the pattern itself; the rules contract test holds both to
+    the same rows)."""
+    arr = arrow_strings(s.fillna(""))
+    ok: np.ndarray = byte_lengths(arr) == 0
+    width, rows = fixed_width_rows(arr, 36)
+    hexes = rows[:, _HEX_AT]
+    is_hex = ((hexes - np.uint8(ord("0"))) <= 9) | ((hexes - np.uint8(ord("a"))) <= 5)
+    ok[width] = is_hex.all(axis=1) & (rows[:, _HYPHENS_AT] == ord("-")).all(axis=1)
+    return ok
 
 
 def _str_matches(pattern: str, name: str, error: str) -> Rule:
@@ -246,9 +291,8 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
     if spec.required == "yes":
         checks.append(Rule(f"{n}: required", _nonblank, name=f"{n}_required"))
     if spec.kind == "guid":
-        checks.append(
-            _str_matches(_GUID, f"{n}_guid", f"{n}: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
-        )
+        error = f"{n}: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+        checks.append(Rule(error, _guid_or_blank, builtin=("str_matches", _GUID), name=f"{n}_guid"))
     elif spec.kind == "choice":
         checks.append(
             Rule(f"{n}: not one of {', '.join(spec.values)}", _blank_or_in(spec.values), name=f"{n}_choice")

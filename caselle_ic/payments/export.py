@@ -38,6 +38,7 @@ from caselle_ic.tabular.csvin import LINE, read_text_csv
 from caselle_ic.tabular.output import REASON
 from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.rules import failure_cases
+from caselle_ic.tabular.strbytes import any_byte_between, edge_bytes
 from caselle_ic.tabular.values import arrow_strings, ascii_only, string_series, trimmed
 
 UPPER = ("transaction_type", "card_vendor", "obd_vendor")
@@ -74,12 +75,17 @@ def _normalized(column: str, s: pd.Series) -> pd.Series:
     # the same functions pandas' ``.str`` methods call on Arrow strings, without the copies
     text = arrow_strings(s)
     text = trimmed(text.fill_null("") if text.null_count else text)
+    # each case changes nothing when no byte could change (the usual export): no copy
     if column in UPPER:
-        text = pc.utf8_upper(text)
+        if not ascii_only(text) or any_byte_between(text, ord("a"), ord("z")):
+            text = pc.utf8_upper(text)
     elif column in LOWER:
         # ASCII-only (every valid GUID): the same result, a tenth of the work
-        text = pc.ascii_lower(text) if ascii_only(text) else pc.utf8_lower(text)
-    elif column in ("payment_type_id", "invoice_type_id"):
+        if not ascii_only(text):
+            text = pc.utf8_lower(text)
+        elif any_byte_between(text, ord("A"), ord("Z")):
+            text = pc.ascii_lower(text)
+    elif column in ("payment_type_id", "invoice_type_id") and (edge_bytes(text)[0] == ord("0")).any():
         text = _strip_type_id(text)
     return string_series(text, s.index)
 
