@@ -260,21 +260,28 @@ def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
 
 
-_HYPHENS_AT = np.array([8, 13, 18, 23])
-_HEX_AT = np.setdiff1d(np.arange(36), _HYPHENS_AT)
+#: Byte classes of ``_GUID``: lower-case hex -> "x", "-" -> "-", any other byte -> "?".
+_GUID_CLASSES = bytes(
+    ord("x") if chr(b) in "0123456789abcdef" else ord("-") if b == ord("-") else ord("?") for b in range(256)
+)
+_GUID_FORM = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 
 
 def _guid_or_blank(s: pd.Series) -> np.ndarray:
     """``_GUID`` (blank, or lower-case 8-4-4-4-12 hex) tested on the bytes: a value
-    matches when it is empty, or 36 bytes with hyphens and ASCII hex where the pattern
-    has them (pandera checks the pattern itself; the rules contract test holds both to
-    the same rows)."""
+    matches when it is empty, or 36 bytes whose classes spell ``_GUID_FORM`` (one
+    ``bytes.translate`` over the column; pandera checks the pattern itself, and the rules
+    contract test holds both to the same rows)."""
     arr = arrow_strings(s.fillna(""))
     ok: np.ndarray = byte_lengths(arr) == 0
     width, rows = fixed_width_rows(arr, 36)
-    hexes = rows[:, _HEX_AT]
-    is_hex = ((hexes - np.uint8(ord("0"))) <= 9) | ((hexes - np.uint8(ord("a"))) <= 5)
-    ok[width] = is_hex.all(axis=1) & (rows[:, _HYPHENS_AT] == ord("-")).all(axis=1)
+    if len(rows):
+        classes = rows.tobytes().translate(_GUID_CLASSES)
+        if classes == _GUID_FORM * len(rows):  # the usual column: every one a GUID
+            ok[width] = True
+        else:
+            form = np.frombuffer(_GUID_FORM, dtype=np.uint8)
+            ok[width] = (np.frombuffer(classes, dtype=np.uint8).reshape(-1, 36) == form).all(axis=1)
     return ok
 
 

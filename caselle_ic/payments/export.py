@@ -110,7 +110,7 @@ def local_wall_time(wall: pd.Series, offset: pd.Series, tz: str) -> pd.Series:
 
 
 def _typed(checked: pd.DataFrame, lines: pd.Series, tz: str) -> pd.DataFrame:
-    out = checked[column_names()].copy()
+    out = checked[column_names()]  # a new frame (copy-on-write): its columns are not copied
     out["payment_date"] = local_wall_time(checked["_payment_date_wall"], checked["_payment_date_offset"], tz)
     out["payment_type_id"] = _to_int64(checked["payment_type_id"])
     itype = checked["invoice_type_id"]
@@ -137,7 +137,10 @@ def validate_export(raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, pd.DataFr
     bad = raw.index.isin(reasons.index)
     quarantined = raw.loc[bad].copy()
     quarantined[REASON] = reasons.reindex(quarantined.index).astype("string")
-    valid = _typed(checked.loc[~bad], raw.loc[~bad, LINE], tz)
+    if bad.any():
+        valid = _typed(checked.loc[~bad], raw.loc[~bad, LINE], tz)
+    else:  # the usual export: no row to take out, nothing to copy
+        valid = _typed(checked, raw[LINE], tz)
     return valid.reset_index(drop=True), quarantined.reset_index(drop=True)
 
 
