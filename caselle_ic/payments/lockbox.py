@@ -48,6 +48,7 @@ from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.payments.codes import parse_fallback
 from caselle_ic.tabular.output import REASON, atomic_output
 from caselle_ic.tabular.parallel import side_by_side
+from caselle_ic.tabular.strbytes import byte_lengths
 from caselle_ic.tabular.text import CONTROL_CLASS, clean_text
 
 MAX_DISTRIBUTION_CODE = 9999
@@ -153,7 +154,9 @@ def _join(*parts: pa.Array | str, sep: str = "") -> pa.Array:
     return pc.binary_join_element_wise(*args, pa.scalar(sep, _STR))
 
 
-def _text(values: pd.Series) -> pa.Array:
+def _text(values: pd.Series | pa.Array) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values
     arr = pa.array(values.astype("string").fillna(""), type=_STR)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
@@ -165,11 +168,14 @@ def _per_distinct(values: np.ndarray, fmt: Callable[[Any], str]) -> pa.Array:
     return pc.take(pa.array([fmt(u) for u in uniq], type=_STR), pa.array(codes.astype(np.int64)))
 
 
-#: "0".."999" and "000".."999", "00".."99": amounts are assembled from these by lookup,
-#: which is several times faster than casting integers to text.
-_PLAIN_3 = pa.array([str(i) for i in range(1000)], type=_STR)
-_PADDED_3 = pa.array([f"{i:03d}" for i in range(1000)], type=_STR)
-_PADDED_2 = pa.array([f"{i:02d}" for i in range(100)], type=_STR)
+#: "000".."999" and "00".."99" as byte rows: amounts are assembled from them by lookup.
+_DIGITS_3 = np.frombuffer("".join(f"{i:03d}" for i in range(1000)).encode(), dtype=np.uint8).reshape(1000, 3)
+_DIGITS_2 = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8).reshape(100, 2)
+#: An amount's bytes, right-aligned in 16 columns: '"', 999 , 999 , 999 . 99 '"'
+#: (columns 1-3, 5-7, 9-11 the digit groups, 4 and 8 the commas, 12 the point).
+_AMOUNT_WIDTH = 16
+_GROUP_COLUMNS = ((1, 4), (5, 8), (9, 12))
+_DIGIT_THRESHOLDS = np.array([10**k for k in range(1, 9)], dtype=np.int64)
 
 
 def quote(arr: pa.Array) -> pa.Array:
@@ -183,46 +189,67 @@ def quote(arr: pa.Array) -> pa.Array:
 
 def format_amounts(cents: pd.Series | np.ndarray) -> pa.Array:
     """Integer cents (0 .. 999,999,999.99) -> ``999,999,999.99`` form, quoted when it
-    holds a comma."""
+    holds a comma.
+
+    Built as bytes: each amount is written right-aligned into a row of a 16-column byte
+    matrix by table lookup (three-digit groups, the cents), and the rows' used columns are
+    packed into one Arrow string buffer (no per-value formatting, no string joins)."""
     c = np.asarray(cents, dtype=np.int64)
+    n = len(c)
     whole, frac = c // 100, c % 100
-    g1, g2, g3 = whole // 1_000_000, (whole // 1000) % 1000, whole % 1000
+    rows = np.empty((n, _AMOUNT_WIDTH), dtype=np.uint8)
+    for (lo, hi), group in zip(
+        _GROUP_COLUMNS, (whole // 1_000_000, (whole // 1000) % 1000, whole % 1000), strict=True
+    ):
+        rows[:, lo:hi] = _DIGITS_3[group]
+    rows[:, [4, 8]] = ord(",")
+    rows[:, 12] = ord(".")
+    rows[:, 13:15] = _DIGITS_2[frac]
+    rows[:, 15] = ord('"')
+    digits = 1 + np.searchsorted(_DIGIT_THRESHOLDS, whole, side="right")
+    quoted = whole >= 1000
+    start = 12 - digits - (digits - 1) // 3 - quoted  # first column used
+    rows[np.flatnonzero(quoted), start[quoted]] = ord('"')
+    columns = np.arange(_AMOUNT_WIDTH)
+    used = (columns >= start[:, None]) & ((columns < 15) | quoted[:, None])
+    lengths = 15 - start + quoted
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = rows[used]
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
-    def look(table: pa.Array, x: np.ndarray) -> pa.Array:
-        return pc.take(table, pa.array(x))
 
-    text = _join(look(_PLAIN_3, g3), look(_PADDED_2, frac), sep=".")
-    big = whole >= 1000
-    if big.any():
-        i = np.flatnonzero(big)
-        mid = whole[i] < 1_000_000
-        head = pc.if_else(
-            pa.array(mid),
-            _join(look(_PLAIN_3, g2[i]), look(_PADDED_3, g3[i]), sep=","),
-            _join(look(_PLAIN_3, g1[i]), look(_PADDED_3, g2[i]), look(_PADDED_3, g3[i]), sep=","),
-        )
-        quoted = _join('"', head, ".", look(_PADDED_2, frac[i]), '"')
-        text = pc.replace_with_mask(text, pa.array(big), quoted)
-    return text
-
-
-def clean_name(name: pd.Series) -> pa.Array:
+def clean_name(name: pd.Series | pa.Array) -> pa.Array:
     """The invoice file's text rule (tabular/text.py: a run of control characters or
     Unicode line breaks -> one space, trimmed), then cut to 30 characters (and the cut
     value's trailing space dropped)."""
     arr = clean_text(_text(name)).combine_chunks()
+    if byte_lengths(arr).max(initial=0) <= NAME_CHARS:  # no value is longer: nothing to cut
+        return arr
     cut = pc.utf8_slice_codeunits(arr, 0, NAME_CHARS)
     return pc.utf8_rtrim(cut, " ") if pc.any(pc.match_like(cut, "% ")).as_py() else cut
 
 
 def lockbox_lines(frame: pd.DataFrame) -> pa.Array:
-    """One lockbox line per row (an Arrow string array), each ending in CRLF. The rows
-    must be within the limits (see :func:`lockbox_problems`)."""
-    if frame.empty:
+    """One lockbox line per row (an Arrow string array), without its CRLF. The rows must
+    be within the limits (see :func:`lockbox_problems`)."""
+    return _lines(frame, np.arange(len(frame)), lead="")
+
+
+def _lines(frame: pd.DataFrame, order: np.ndarray, lead: str) -> pa.Array:
+    """The lines of the rows at positions ``order``, each after ``lead``."""
+    if len(order) == 0:
         return pa.array([], type=_STR)
-    days = pd.to_datetime(frame["payment_date"]).to_numpy(dtype="datetime64[D]")
-    dcs = frame["distribution_code"].to_numpy(dtype=np.int64)
-    pcodes = frame["payment_code"].to_numpy(dtype=np.int64)
+    identity = len(order) == len(frame) and bool((order == np.arange(len(order))).all())
+    take = pa.array(order)
+
+    def text(col: str) -> pa.Array:
+        values = _text(frame[col])
+        return values if identity else pc.take(values, take)
+
+    days = pd.to_datetime(frame["payment_date"]).to_numpy(dtype="datetime64[D]")[order]
+    dcs = frame["distribution_code"].to_numpy(dtype=np.int64)[order]
+    pcodes = frame["payment_code"].to_numpy(dtype=np.int64)[order]
     # "MM/DD/YYYY,DC,PC" once per distinct (day, codes): a day's run has a handful. One
     # element-wise join of four arrays after that (each extra input of a join costs a
     # pass over every row).
@@ -230,17 +257,17 @@ def lockbox_lines(frame: pd.DataFrame) -> pa.Array:
     codes, uniq = pd.factorize(key)
     uniq = np.asarray(uniq, dtype=np.int64)
     heads = [
-        f"{pd.Timestamp(np.datetime64(int(u >> 24), 'D')):%m/%d/%Y},{(u >> 8) & 0xFFFF},{u & 0xFF}"
+        f"{lead}{pd.Timestamp(np.datetime64(int(u >> 24), 'D')):%m/%d/%Y},{(u >> 8) & 0xFFFF},{u & 0xFF}"
         for u in uniq
     ]
     head = pc.take(pa.array(heads, type=_STR), pa.array(codes.astype(np.int64)))
     # the three formatted fields are independent column work: side by side on threads
     amount, acct, name = side_by_side(
-        lambda: format_amounts(frame["amount_cents"]),
-        lambda: quote(_text(frame["account_number"])),
-        lambda: quote(clean_name(frame["customer_name"])),
+        lambda: format_amounts(frame["amount_cents"].to_numpy(dtype=np.int64)[order]),
+        lambda: quote(text("account_number")),
+        lambda: quote(clean_name(text("customer_name"))),
     )
-    return _join(_join(head, amount, acct, name, sep=","), EOL)
+    return _join(head, amount, acct, name, sep=",")
 
 
 def lockbox_problems(frame: pd.DataFrame) -> pd.Series:
@@ -363,18 +390,16 @@ def combined_distribution_code(cfg: BillerConfig) -> int:
 # -- building -------------------------------------------------------------------------------
 
 
-def _joined(lines: pa.Array) -> bytes:
-    """The UTF-8 bytes of the lines, concatenated (straight from the Arrow buffer)."""
-    if len(lines) == 0:
+def _file_bytes(lines: pa.Array, first: int, end: int) -> bytes:
+    """The bytes of the lines ``first`` to ``end`` (exclusive), each made with a CRLF
+    lead: the file is that span of the Arrow buffer without its first CRLF, plus a CRLF
+    at the end (one copy, no join per line)."""
+    if end <= first:
         return b""
-    arr = lines.cast(_STR)
-    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - take on an Array gives an Array
-        arr = arr.combine_chunks()
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = arr.buffers()[2]
-    if data is None:  # pragma: no cover - lines are never empty strings
-        return b""
-    return memoryview(data)[int(offsets[0]) : int(offsets[-1])].tobytes()
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    data = lines.buffers()[2]
+    assert data is not None  # lines are never empty strings
+    return memoryview(data)[int(offsets[first]) + len(EOL) : int(offsets[end])].tobytes() + EOL.encode()
 
 
 def plan_lockbox_files(
@@ -408,8 +433,6 @@ def plan_lockbox_files(
     quarantined = frame.loc[bad].copy()
     quarantined[REASON] = problems[bad]
     good = frame.loc[~bad].reset_index(drop=True) if bad.any() else frame
-    lines = lockbox_lines(good)
-
     file_of_row = np.zeros(len(good), dtype=np.int64)  # index into file_names
     line_no = np.zeros(len(good), dtype=np.int64)
     files: list[PlannedFile] = []
@@ -419,6 +442,9 @@ def plan_lockbox_files(
         dcs = good["distribution_code"].to_numpy(dtype=np.int64)
         cents = good["amount_cents"].to_numpy(dtype=np.int64)
         groups = [(combined_dc, np.arange(len(good)))] if combine else _groups(dcs)
+        # the lines are made in file order, so each file is one span of them
+        lines = _lines(good, np.concatenate([pos for _, pos in groups]), lead=EOL)
+        first = 0
         for dc, pos in groups:
             assert dc is not None
             name = next_free_name(dc, day, used, out_dir)
@@ -430,11 +456,12 @@ def plan_lockbox_files(
                 PlannedFile(
                     name=name,
                     distribution_code=None if combine else int(dc),
-                    data=_joined(pc.take(lines, pa.array(pos))),
+                    data=_file_bytes(lines, first, first + len(pos)),
                     count=len(pos),
                     total_cents=int(cents[pos].sum()),
                 )
             )
+            first += len(pos)
     names = (
         pc.take(pa.array(file_names, type=_STR), pa.array(file_of_row)) if file_names else pa.array([], _STR)
     )
