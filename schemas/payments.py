@@ -193,7 +193,8 @@ def _split_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 
 def _nonblank(s: pd.Series) -> pd.Series:
-    return s.fillna("") != ""
+    # byte lengths from the Arrow offsets: no string comparison per value
+    return pd.Series(byte_lengths(arrow_strings(s)) > 0, index=s.index)
 
 
 def _blank_or_in(values: tuple[str, ...]):  # type: ignore[no-untyped-def]
@@ -202,7 +203,16 @@ def _blank_or_in(values: tuple[str, ...]):  # type: ignore[no-untyped-def]
 
 
 def _at_most(limit: int) -> Callable[[pd.Series], pd.Series]:
-    return lambda s: s.fillna("").str.len() <= limit
+    def test(s: pd.Series) -> pd.Series:
+        # a value has no more characters than bytes: only the longer ones are counted
+        text = arrow_strings(s.fillna(""))
+        ok = byte_lengths(text) <= limit
+        if not ok.all():
+            long = pc.filter(text.combine_chunks(), pyarrow.array(~ok))
+            ok[~ok] = pc.utf8_length(long).to_numpy() <= limit
+        return pd.Series(ok, index=s.index)
+
+    return test
 
 
 def _bad(n: str) -> str:
