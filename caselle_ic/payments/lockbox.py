@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,16 +45,23 @@ from caselle_ic.config.model import BillerConfig
 from caselle_ic.config.settings import Setting
 from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.payments.codes import parse_fallback
+from caselle_ic.payments.lockbox_fields import (
+    STR,
+    account_facts,
+    clean_name,
+    format_amounts,
+    join_text,
+    quote,
+    text_array,
+)
 from caselle_ic.tabular.output import REASON, atomic_output
 from caselle_ic.tabular.parallel import side_by_side
-from caselle_ic.tabular.strbytes import byte_lengths
-from caselle_ic.tabular.text import CONTROL_CLASS, clean_text
+from caselle_ic.tabular.values import map_distinct
 
 MAX_DISTRIBUTION_CODE = 9999
 MAX_PAYMENT_CODE = 99
 MAX_AMOUNT_CENTS = 99_999_999_999  # 999,999,999.99
 MAX_ACCOUNT_CHARS = 15
-NAME_CHARS = 30
 EOL = "\r\n"
 
 FILE_COLUMN = "lockbox_file"
@@ -145,106 +151,25 @@ class LockboxPlan:
 # -- formatting ---------------------------------------------------------------------------
 
 
-_STR = pa.large_string()
-
-
-def _join(*parts: pa.Array | str, sep: str = "") -> pa.Array:
-    """Element-wise concatenation with a separator (string literals broadcast)."""
-    args = [pa.scalar(p, _STR) if isinstance(p, str) else p for p in parts]
-    return pc.binary_join_element_wise(*args, pa.scalar(sep, _STR))
-
-
-def _text(values: pd.Series | pa.Array) -> pa.Array:
-    if isinstance(values, pa.Array):
-        return values
-    arr = pa.array(values.astype("string").fillna(""), type=_STR)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-
-def _per_distinct(values: np.ndarray, fmt: Callable[[Any], str]) -> pa.Array:
-    """Format each distinct value once in Python and broadcast (dates, codes: a handful
-    of distinct values over a million rows)."""
-    codes, uniq = pd.factorize(values)
-    return pc.take(pa.array([fmt(u) for u in uniq], type=_STR), pa.array(codes.astype(np.int64)))
-
-
-#: "000".."999" and "00".."99" as byte rows: amounts are assembled from them by lookup.
-_DIGITS_3 = np.frombuffer("".join(f"{i:03d}" for i in range(1000)).encode(), dtype=np.uint8).reshape(1000, 3)
-_DIGITS_2 = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8).reshape(100, 2)
-#: An amount's bytes, right-aligned in 16 columns: '"', 999 , 999 , 999 . 99 '"'
-#: (columns 1-3, 5-7, 9-11 the digit groups, 4 and 8 the commas, 12 the point).
-_AMOUNT_WIDTH = 16
-_GROUP_COLUMNS = ((1, 4), (5, 8), (9, 12))
-_DIGIT_THRESHOLDS = np.array([10**k for k in range(1, 9)], dtype=np.int64)
-
-
-def quote(arr: pa.Array) -> pa.Array:
-    """Quote only the values holding a comma or a double quote; double embedded quotes."""
-    needs = pc.or_(pc.match_substring(arr, ","), pc.match_substring(arr, '"'))
-    if not pc.any(needs).as_py():
-        return arr
-    subset = pc.filter(arr, needs)
-    return pc.replace_with_mask(arr, needs, _join('"', pc.replace_substring(subset, '"', '""'), '"'))
-
-
-def format_amounts(cents: pd.Series | np.ndarray) -> pa.Array:
-    """Integer cents (0 .. 999,999,999.99) -> ``999,999,999.99`` form, quoted when it
-    holds a comma.
-
-    Built as bytes: each amount is written right-aligned into a row of a 16-column byte
-    matrix by table lookup (three-digit groups, the cents), and the rows' used columns are
-    packed into one Arrow string buffer (no per-value formatting, no string joins)."""
-    c = np.asarray(cents, dtype=np.int64)
-    n = len(c)
-    whole, frac = c // 100, c % 100
-    rows = np.empty((n, _AMOUNT_WIDTH), dtype=np.uint8)
-    for (lo, hi), group in zip(
-        _GROUP_COLUMNS, (whole // 1_000_000, (whole // 1000) % 1000, whole % 1000), strict=True
-    ):
-        rows[:, lo:hi] = _DIGITS_3[group]
-    rows[:, [4, 8]] = ord(",")
-    rows[:, 12] = ord(".")
-    rows[:, 13:15] = _DIGITS_2[frac]
-    rows[:, 15] = ord('"')
-    digits = 1 + np.searchsorted(_DIGIT_THRESHOLDS, whole, side="right")
-    quoted = whole >= 1000
-    start = 12 - digits - (digits - 1) // 3 - quoted  # first column used
-    rows[np.flatnonzero(quoted), start[quoted]] = ord('"')
-    columns = np.arange(_AMOUNT_WIDTH)
-    used = (columns >= start[:, None]) & ((columns < 15) | quoted[:, None])
-    lengths = 15 - start + quoted
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    data = rows[used]
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-def clean_name(name: pd.Series | pa.Array) -> pa.Array:
-    """The invoice file's text rule (tabular/text.py: a run of control characters or
-    Unicode line breaks -> one space, trimmed), then cut to 30 characters (and the cut
-    value's trailing space dropped)."""
-    arr = clean_text(_text(name)).combine_chunks()
-    if byte_lengths(arr).max(initial=0) <= NAME_CHARS:  # no value is longer: nothing to cut
-        return arr
-    cut = pc.utf8_slice_codeunits(arr, 0, NAME_CHARS)
-    return pc.utf8_rtrim(cut, " ") if pc.any(pc.match_like(cut, "% ")).as_py() else cut
-
-
 def lockbox_lines(frame: pd.DataFrame) -> pa.Array:
     """One lockbox line per row (an Arrow string array), without its CRLF. The rows must
     be within the limits (see :func:`lockbox_problems`)."""
     return _lines(frame, np.arange(len(frame)), lead="")
 
 
+def _name_field(names: pa.Array) -> pa.Array:
+    return quote(clean_name(names))
+
+
 def _lines(frame: pd.DataFrame, order: np.ndarray, lead: str) -> pa.Array:
     """The lines of the rows at positions ``order``, each after ``lead``."""
     if len(order) == 0:
-        return pa.array([], type=_STR)
+        return pa.array([], type=STR)
     identity = len(order) == len(frame) and bool((order == np.arange(len(order))).all())
     take = pa.array(order)
 
-    def text(col: str) -> pa.Array:
-        values = _text(frame[col])
+    def text(col: str | pa.ChunkedArray) -> pa.Array:
+        values = text_array(frame[col]) if isinstance(col, str) else col.combine_chunks()
         return values if identity else pc.take(values, take)
 
     days = pd.to_datetime(frame["payment_date"]).to_numpy(dtype="datetime64[D]")[order]
@@ -260,14 +185,16 @@ def _lines(frame: pd.DataFrame, order: np.ndarray, lead: str) -> pa.Array:
         f"{lead}{pd.Timestamp(np.datetime64(int(u >> 24), 'D')):%m/%d/%Y},{(u >> 8) & 0xFFFF},{u & 0xFF}"
         for u in uniq
     ]
-    head = pc.take(pa.array(heads, type=_STR), pa.array(codes.astype(np.int64)))
+    head = pc.take(pa.array(heads, type=STR), pa.array(codes.astype(np.int64)))
     # the three formatted fields are independent column work: side by side on threads
     amount, acct, name = side_by_side(
         lambda: format_amounts(frame["amount_cents"].to_numpy(dtype=np.int64)[order]),
         lambda: quote(text("account_number")),
-        lambda: quote(clean_name(text("customer_name"))),
+        lambda: text(
+            map_distinct(text_array(frame["customer_name"]), lambda names: quote(clean_name(names)))
+        ),
     )
-    return _join(head, amount, acct, name, sep=",")
+    return join_text(head, amount, acct, name, sep=",")
 
 
 def lockbox_problems(frame: pd.DataFrame) -> pd.Series:
@@ -277,10 +204,8 @@ def lockbox_problems(frame: pd.DataFrame) -> pd.Series:
     dc = frame["distribution_code"].astype("Int64")
     pcode = frame["payment_code"].astype("Int64")
     cents = frame["amount_cents"].astype("Int64")
-    acct = _text(frame["account_number"])
-    acct_len = pc.utf8_length(acct).to_numpy(zero_copy_only=False)
-    acct_blank = pc.equal(pc.utf8_trim_whitespace(acct), "").to_numpy(zero_copy_only=False)
-    acct_ctrl = pc.match_substring_regex(acct, f"[{CONTROL_CLASS}]").to_numpy(zero_copy_only=False)
+    acct = text_array(frame["account_number"])
+    acct_blank, acct_len, acct_ctrl = account_facts(acct)
     dc_na, pc_na, cents_na = dc.isna().to_numpy(), pcode.isna().to_numpy(), cents.isna().to_numpy()
     dcv = dc.fillna(0).to_numpy(dtype=np.int64)
     pcv = pcode.fillna(0).to_numpy(dtype=np.int64)
@@ -463,7 +388,7 @@ def plan_lockbox_files(
             )
             first += len(pos)
     names = (
-        pc.take(pa.array(file_names, type=_STR), pa.array(file_of_row)) if file_names else pa.array([], _STR)
+        pc.take(pa.array(file_names, type=STR), pa.array(file_of_row)) if file_names else pa.array([], STR)
     )
     filed = good.assign(
         **{
