@@ -138,8 +138,11 @@ def split_iso_datetime(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     )
 
 
-_DIGITS_AT = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
-_SEPARATORS = ((4, b"-"), (7, b"-"), (10, b"T"), (13, b":"), (16, b":"))
+#: Byte classes of the canonical form: ASCII digit -> "9", the separators as themselves.
+_DATETIME_CLASSES = bytes(
+    ord("9") if chr(b).isdigit() and b < 0x80 else b if chr(b) in "-T:" else ord("?") for b in range(256)
+)
+_DATETIME_FORM = b"9999-99-99T99:99:99"
 
 
 def _canonical_datetimes(arr: pyarrow.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,18 +152,23 @@ def _canonical_datetimes(arr: pyarrow.ChunkedArray) -> tuple[np.ndarray, np.ndar
     its month, hours to 23, minutes and seconds to 59 -- what strptime accepts without
     rolling a day or a second over."""
     width, form = fixed_width_rows(arr, 19)
-    digits = form[:, _DIGITS_AT] - np.uint8(ord("0"))
-    shape = digits.max(axis=1, initial=0) <= 9
-    for at, char in _SEPARATORS:
-        shape &= form[:, at] == ord(char)
+    classes = form.tobytes().translate(_DATETIME_CLASSES)
+    if classes == _DATETIME_FORM * len(form):  # the usual column: every value canonical
+        shape = np.ones(len(form), dtype=bool)
+    else:
+        pattern = np.frombuffer(_DATETIME_FORM, dtype=np.uint8)
+        shape = (np.frombuffer(classes, dtype=np.uint8).reshape(-1, 19) == pattern).all(axis=1)
+        form = form[shape]
     canonical = width.copy()
     canonical[width] = shape
-    if not shape.all():
-        digits = digits[shape]
-    d = [digits[:, i].astype(np.int32) for i in range(len(_DIGITS_AT))]
-    y = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
-    month, day = d[4] * 10 + d[5], d[6] * 10 + d[7]
-    hour, minute, second = d[8] * 10 + d[9], d[10] * 10 + d[11], d[12] * 10 + d[13]
+
+    def two(at: int) -> np.ndarray:  # the two digits at ``at`` as a number
+        number: np.ndarray = form[:, at].astype(np.int32) * 10 + form[:, at + 1] - 11 * ord("0")
+        return number
+
+    y = two(0) * 100 + two(2)
+    month, day = two(5), two(8)
+    hour, minute, second = two(11), two(14), two(17)
     leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
     month_ok = (month >= 1) & (month <= 12)
     last_day = DAYS_IN_MONTH[np.where(month_ok, month, 0)] + ((month == 2) & leap)

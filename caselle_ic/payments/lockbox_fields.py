@@ -34,13 +34,13 @@ def text_array(values: pd.Series | pa.Array) -> pa.Array:
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
-#: "000".."999" and "00".."99" as byte rows: amounts are assembled from them by lookup.
-_DIGITS_3 = np.frombuffer("".join(f"{i:03d}" for i in range(1000)).encode(), dtype=np.uint8).reshape(1000, 3)
-_DIGITS_2 = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8).reshape(100, 2)
-#: An amount's bytes, right-aligned in 16 columns: '"', 999 , 999 , 999 . 99 '"'
-#: (columns 1-3, 5-7, 9-11 the digit groups, 4 and 8 the commas, 12 the point).
+#: An amount's bytes, right-aligned in a 16-byte row: four 4-byte words, each looked up
+#: by value: [pad, 999] [",", 999] [",", 999] [".", 99, '"'] (the first word's pad byte
+#: takes the opening quote when all nine digits are used).
+_WORD_FIRST = np.frombuffer(b"".join(b'"' + b"%03d" % i for i in range(1000)), dtype=np.uint32)
+_WORD_GROUP = np.frombuffer(b"".join(b"," + b"%03d" % i for i in range(1000)), dtype=np.uint32)
+_WORD_CENTS = np.frombuffer(b"".join(b"." + b"%02d" % i + b'"' for i in range(100)), dtype=np.uint32)
 _AMOUNT_WIDTH = 16
-_GROUP_COLUMNS = ((1, 4), (5, 8), (9, 12))
 _DIGIT_THRESHOLDS = np.array([10**k for k in range(1, 9)], dtype=np.int64)
 
 
@@ -63,21 +63,18 @@ def format_amounts(cents: pd.Series | np.ndarray) -> pa.Array:
     c = np.asarray(cents, dtype=np.int64)
     n = len(c)
     whole, frac = c // 100, c % 100
-    rows = np.empty((n, _AMOUNT_WIDTH), dtype=np.uint8)
-    for (lo, hi), group in zip(
-        _GROUP_COLUMNS, (whole // 1_000_000, (whole // 1000) % 1000, whole % 1000), strict=True
-    ):
-        rows[:, lo:hi] = _DIGITS_3[group]
-    rows[:, [4, 8]] = ord(",")
-    rows[:, 12] = ord(".")
-    rows[:, 13:15] = _DIGITS_2[frac]
-    rows[:, 15] = ord('"')
+    words = np.empty((n, 4), dtype=np.uint32)
+    words[:, 0] = _WORD_FIRST[whole // 1_000_000]
+    words[:, 1] = _WORD_GROUP[(whole // 1000) % 1000]
+    words[:, 2] = _WORD_GROUP[whole % 1000]
+    words[:, 3] = _WORD_CENTS[frac]
+    rows = words.view(np.uint8)  # (n, 16), the bytes as the words were spelled
     digits = 1 + np.searchsorted(_DIGIT_THRESHOLDS, whole, side="right")
     quoted = whole >= 1000
     start = 12 - digits - (digits - 1) // 3 - quoted  # first column used
     rows[np.flatnonzero(quoted), start[quoted]] = ord('"')
-    columns = np.arange(_AMOUNT_WIDTH)
-    used = (columns >= start[:, None]) & ((columns < 15) | quoted[:, None])
+    used = np.arange(_AMOUNT_WIDTH) >= start[:, None]
+    used[~quoted, 15] = False  # the closing quote
     lengths = 15 - start + quoted
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])

@@ -84,11 +84,14 @@ def edge_bytes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
         if len(chunk) == 0:
             continue
         offsets, data = _parts(chunk)
-        filled = offsets[1:] > offsets[:-1]
+        starts, ends = offsets[:-1], offsets[1:]
+        filled = ends > starts
         if chunk.null_count:
             filled &= chunk.is_valid().to_numpy(zero_copy_only=False)
-        firsts.append(data[offsets[:-1][filled]])
-        lasts.append(data[offsets[1:][filled] - 1])
+        if not filled.all():  # only then select (a required column has no empty value)
+            starts, ends = starts[filled], ends[filled]
+        firsts.append(data[starts])
+        lasts.append(data[ends - 1])
     if not firsts:
         return np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.uint8)
     return np.concatenate(firsts), np.concatenate(lasts)
