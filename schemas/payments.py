@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from caselle_ic.tabular.parallel import side_by_side
 from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, frame_rules
-from caselle_ic.tabular.strbytes import byte_lengths, fixed_width_rows, may_repeat
+from caselle_ic.tabular.strbytes import byte_lengths, fixed_width_rows, may_repeat, value_bytes
 from caselle_ic.tabular.values import (
     DAYS_IN_MONTH,
     arrow_strings,
@@ -303,9 +303,13 @@ def _guid_or_blank(s: pd.Series) -> np.ndarray:
     return ok
 
 
-def _str_matches(pattern: str, name: str, error: str) -> Rule:
-    """pandera's ``Check.str_matches``: ``Series.str.match``, the same test it runs."""
-    return Rule(error, lambda s: s.str.match(pattern), builtin=("str_matches", pattern), name=name)
+def _whole_number(s: pd.Series) -> pd.Series | np.ndarray:
+    """``_INTEGER``: every value passes when every byte of the column is an ASCII digit
+    (the usual column, decided from the bytes); otherwise the pattern decides, as
+    pandera's ``str_matches`` does (Python's ``\\d`` takes other scripts' digits too)."""
+    if not any(((raw - np.uint8(ord("0"))) > 9).any() for raw in value_bytes(arrow_strings(s.fillna("")))):
+        return np.ones(len(s), dtype=bool)
+    return s.str.match(_INTEGER)
 
 
 def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
@@ -323,7 +327,8 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
             Rule(f"{n}: not one of {', '.join(spec.values)}", _blank_or_in(spec.values), name=f"{n}_choice")
         )
     elif spec.kind == "integer":
-        checks.append(_str_matches(_INTEGER, f"{n}_integer", f"{n}: not a whole number"))
+        error = f"{n}: not a whole number"
+        checks.append(Rule(error, _whole_number, builtin=("str_matches", _INTEGER), name=f"{n}_integer"))
     elif spec.kind == "datetime":
         error = f"{n}: not an ISO 8601 date-time such as 2026-11-01T14:05:00"
         helpers.append(ColumnRules(_bad(n), bool, rules=(Rule(error, lambda b: ~b, name=f"{n}_datetime"),)))

@@ -24,6 +24,7 @@ from caselle_ic.payments.codes import (
     PaymentCodeConfig,
     Resolution,
 )
+from caselle_ic.tabular.frames import rows_where
 from caselle_ic.tabular.values import arrow_strings
 
 
@@ -225,7 +226,7 @@ def resolve_codes(frame: pd.DataFrame, codes: PaymentCodeConfig) -> pd.DataFrame
         )
     else:
         is_payment = np.ones(n, dtype=bool)
-    gid, keys = _key_groups(frame if is_payment.all() else frame.loc[is_payment])
+    gid, keys = _key_groups(rows_where(frame, is_payment))
     resolved = [resolve_one(codes, *key) for key in keys]
     ints = {
         "distribution_code": np.array([r.distribution_code for r in resolved], dtype="int64"),

@@ -35,6 +35,7 @@ from caselle_ic.schemas.payments import (
     row_reasons,
 )
 from caselle_ic.tabular.csvin import LINE, read_text_csv
+from caselle_ic.tabular.frames import rows_where
 from caselle_ic.tabular.output import REASON
 from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.rules import failure_cases
@@ -135,12 +136,10 @@ def validate_export(raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, pd.DataFr
     fc = failure_cases(payment_export_schema(), checked)  # a frame of the wrong shape raises: a bug
     reasons = row_reasons(fc) if len(fc) else pd.Series(dtype="string")
     bad = raw.index.isin(reasons.index)
-    quarantined = raw.loc[bad].copy()
+    quarantined = rows_where(raw, bad)
     quarantined[REASON] = reasons.reindex(quarantined.index).astype("string")
-    if bad.any():
-        valid = _typed(checked.loc[~bad], raw.loc[~bad, LINE], tz)
-    else:  # the usual export: no row to take out, nothing to copy
-        valid = _typed(checked, raw[LINE], tz)
+    good = ~bad
+    valid = _typed(rows_where(checked, good), rows_where(raw, good)[LINE], tz)
     return valid.reset_index(drop=True), quarantined.reset_index(drop=True)
 
 

@@ -54,6 +54,7 @@ from caselle_ic.payments.lockbox_fields import (
     quote,
     text_array,
 )
+from caselle_ic.tabular.frames import rows_where
 from caselle_ic.tabular.output import REASON, atomic_output
 from caselle_ic.tabular.parallel import side_by_side
 from caselle_ic.tabular.values import map_distinct
@@ -355,9 +356,9 @@ def plan_lockbox_files(
     frame = frame.reset_index(drop=True)
     problems = lockbox_problems(frame)
     bad = problems.notna().to_numpy()
-    quarantined = frame.loc[bad].copy()
+    quarantined = rows_where(frame, bad)
     quarantined[REASON] = problems[bad]
-    good = frame.loc[~bad].reset_index(drop=True) if bad.any() else frame
+    good = rows_where(frame, ~bad).reset_index(drop=True) if bad.any() else frame
     file_of_row = np.zeros(len(good), dtype=np.int64)  # index into file_names
     line_no = np.zeros(len(good), dtype=np.int64)
     files: list[PlannedFile] = []
