@@ -38,7 +38,13 @@ import pyarrow.compute as pc
 
 from caselle_ic.tabular.parallel import side_by_side
 from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, frame_rules
-from caselle_ic.tabular.strbytes import byte_lengths, fixed_width_rows, may_repeat, value_bytes
+from caselle_ic.tabular.strbytes import (
+    byte_lengths,
+    fixed_width_rows,
+    form_matches,
+    may_repeat,
+    value_bytes,
+)
 from caselle_ic.tabular.values import (
     DAYS_IN_MONTH,
     arrow_strings,
@@ -287,19 +293,10 @@ _GUID_FORM = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 
 def _guid_or_blank(s: pd.Series) -> np.ndarray:
     """``_GUID`` (blank, or lower-case 8-4-4-4-12 hex) tested on the bytes: a value
-    matches when it is empty, or 36 bytes whose classes spell ``_GUID_FORM`` (one
-    ``bytes.translate`` over the column; pandera checks the pattern itself, and the rules
-    contract test holds both to the same rows)."""
+    matches when it is empty, or its byte classes spell ``_GUID_FORM`` (pandera checks
+    the pattern itself; the rules contract test holds both to the same rows)."""
     arr = arrow_strings(s.fillna(""))
-    ok: np.ndarray = byte_lengths(arr) == 0
-    width, rows = fixed_width_rows(arr, 36)
-    if len(rows):
-        classes = rows.tobytes().translate(_GUID_CLASSES)
-        if classes == _GUID_FORM * len(rows):  # the usual column: every one a GUID
-            ok[width] = True
-        else:
-            form = np.frombuffer(_GUID_FORM, dtype=np.uint8)
-            ok[width] = (np.frombuffer(classes, dtype=np.uint8).reshape(-1, 36) == form).all(axis=1)
+    ok: np.ndarray = (byte_lengths(arr) == 0) | form_matches(arr, _GUID_CLASSES, _GUID_FORM)
     return ok
 
 

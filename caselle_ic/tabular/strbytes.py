@@ -77,6 +77,31 @@ def fixed_width_rows(values: pa.Array | pa.ChunkedArray, width: int) -> tuple[np
     return np.concatenate(masks), np.concatenate(mats)
 
 
+def form_matches(values: pa.Array | pa.ChunkedArray, classes: bytes, form: bytes) -> np.ndarray:
+    """Per value: its bytes, mapped through ``classes`` (a ``bytes.translate`` table),
+    spell ``form``. A chunk whose values all have the form's width is tested with one
+    ``translate`` of its data and one comparison (the usual GUID column); others row by
+    row."""
+    width = len(form)
+    pattern = np.frombuffer(form, dtype=np.uint8)
+    parts = []
+    for chunk in _chunks(values):
+        if len(chunk) == 0:
+            continue
+        offsets, data = _parts(chunk)
+        sized = np.diff(offsets) == width
+        if chunk.null_count:
+            sized &= chunk.is_valid().to_numpy(zero_copy_only=False)
+        if sized.all() and data[offsets[0] : offsets[-1]].tobytes().translate(classes) == form * len(chunk):
+            parts.append(sized)
+            continue
+        rows = data[offsets[:-1][sized][:, None] + np.arange(width)]
+        spelled = np.frombuffer(rows.tobytes().translate(classes), dtype=np.uint8).reshape(-1, width)
+        sized[sized] = (spelled == pattern).all(axis=1)
+        parts.append(sized)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
 def edge_bytes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """The first and the last byte of every non-empty value (two uint8 arrays)."""
     firsts, lasts = [], []
@@ -139,4 +164,12 @@ def may_repeat(values: pa.Array | pa.ChunkedArray) -> bool:
     return bool(pc.max(counts).as_py() > 1)
 
 
-__all__ = ["any_byte_between", "byte_lengths", "edge_bytes", "fixed_width_rows", "may_repeat", "value_bytes"]
+__all__ = [
+    "any_byte_between",
+    "byte_lengths",
+    "edge_bytes",
+    "fixed_width_rows",
+    "form_matches",
+    "may_repeat",
+    "value_bytes",
+]

@@ -10,6 +10,7 @@ from caselle_ic.tabular.strbytes import (
     byte_lengths,
     edge_bytes,
     fixed_width_rows,
+    form_matches,
     may_repeat,
 )
 from caselle_ic.tabular.values import trimmed
@@ -60,3 +61,12 @@ def test_lengths_rows_and_edges():
 def test_trimmed_is_utf8_trim_whitespace(values):
     arr = chunked(values)
     assert trimmed(arr).to_pylist() == [v.strip() for v in values]
+
+
+def test_form_matches_per_value_and_per_chunk():
+    classes = bytes(ord("x") if chr(b) in "0123456789abcdef" else b for b in range(256))
+    values = ["ab-12", "ff-00", "", "AB-12", "ab-123", None, "a\u00e9-1"]
+    got = form_matches(chunked(values), classes, b"xx-xx")
+    assert got.tolist() == [True, True, False, False, False, False, False]
+    # a chunk of only matching values is decided in one comparison
+    assert form_matches(pa.array(["ab-12", "cd-34"], pa.large_string()), classes, b"xx-xx").all()
