@@ -38,7 +38,20 @@ import pyarrow.compute as pc
 
 from caselle_ic.tabular.parallel import side_by_side
 from caselle_ic.tabular.rules import ColumnRules, FrameRules, Rule, frame_rules
-from caselle_ic.tabular.values import extract_groups, parse_cents
+from caselle_ic.tabular.strbytes import (
+    byte_lengths,
+    fixed_width_rows,
+    form_matches,
+    may_repeat,
+    value_bytes,
+)
+from caselle_ic.tabular.values import (
+    DAYS_IN_MONTH,
+    arrow_strings,
+    days_from_civil,
+    extract_groups,
+    parse_cents,
+)
 
 SPEC_FILE = Path(__file__).with_name("payment_export.csv")
 
@@ -57,7 +70,6 @@ ISO_DATETIME = (
     r"(?::(?P<s>\d{2})(?:[.,]\d{1,9})?)?"
     r"(?P<tz>Z|(?P<sign>[+-])(?P<oh>\d{2}):?(?P<om>\d{2}))?\Z"
 )
-_CANONICAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"  # RE2
 
 
 @dataclass(frozen=True)
@@ -106,33 +118,20 @@ def split_iso_datetime(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """ISO 8601 date-time text -> (naive wall time ``datetime64[s]``, offset minutes
     ``Int64`` (<NA> when the text has none), bad mask). Blank is not bad (NaT).
 
-    The canonical form ``YYYY-MM-DDTHH:MM:SS`` goes straight to pandas' C parser; only
-    the other forms go through the regular expression.
+    The canonical form ``YYYY-MM-DDTHH:MM:SS`` is read straight from the column's bytes
+    (:func:`_canonical_datetimes`); only the other forms go through the regular expression.
     """
     s = s.astype("string").fillna("")
     n = len(s)
-    arr = pyarrow.array(s, type=pyarrow.large_string())
-    canonical = pc.match_substring_regex(arr, _CANONICAL).to_numpy(zero_copy_only=False)
-    blank = (s == "").to_numpy(dtype=bool, na_value=False)
+    arr = arrow_strings(s)
+    blank = byte_lengths(arr) == 0
+    canonical, parsed, good = _canonical_datetimes(arr)
     wall = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
     offset = np.zeros(n, dtype=np.int64)
     has_offset = np.zeros(n, dtype=bool)
     bad = ~blank
     if canonical.any():
-        sub = pc.filter(arr, pyarrow.array(canonical))
-        ts = pc.strptime(sub, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
-        # strptime rolls 2026-02-30 over to March 2 and :60 seconds to the next minute:
-        # the day and second it read must be the ones written
-        ok = pc.and_(
-            pc.and_(
-                pc.equal(pc.day(ts), pc.cast(pc.utf8_slice_codeunits(sub, 8, 10), pyarrow.int64())),
-                pc.equal(pc.second(ts), pc.cast(pc.utf8_slice_codeunits(sub, 17, 19), pyarrow.int64())),
-            ),
-            pc.greater_equal(pc.year(ts), 1),
-        )
-        good = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
-        parsed = ts.to_numpy(zero_copy_only=False).astype("datetime64[s]")
-        wall[canonical] = np.where(good, parsed, np.datetime64("NaT"))
+        wall[canonical] = parsed
         bad[canonical] = ~good
     rest = ~canonical & ~blank
     if rest.any():
@@ -143,6 +142,48 @@ def split_iso_datetime(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         pd.Series(pd.arrays.IntegerArray(offset, ~has_offset), index=s.index),
         pd.Series(bad, index=s.index),
     )
+
+
+#: Byte classes of the canonical form: ASCII digit -> "9", the separators as themselves.
+_DATETIME_CLASSES = bytes(
+    ord("9") if chr(b).isdigit() and b < 0x80 else b if chr(b) in "-T:" else ord("?") for b in range(256)
+)
+_DATETIME_FORM = b"9999-99-99T99:99:99"
+
+
+def _canonical_datetimes(arr: pyarrow.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The values of the form ``YYYY-MM-DDTHH:MM:SS`` (ASCII digits), read from their
+    bytes: (which values have that form, their wall time (NaT where not a real time),
+    which of them are a real time). A real time has a year from 1, a day that exists in
+    its month, hours to 23, minutes and seconds to 59 -- what strptime accepts without
+    rolling a day or a second over."""
+    width, form = fixed_width_rows(arr, 19)
+    classes = form.tobytes().translate(_DATETIME_CLASSES)
+    if classes == _DATETIME_FORM * len(form):  # the usual column: every value canonical
+        shape = np.ones(len(form), dtype=bool)
+    else:
+        pattern = np.frombuffer(_DATETIME_FORM, dtype=np.uint8)
+        shape = (np.frombuffer(classes, dtype=np.uint8).reshape(-1, 19) == pattern).all(axis=1)
+        form = form[shape]
+    canonical = width.copy()
+    canonical[width] = shape
+
+    def two(at: int) -> np.ndarray:  # the two digits at ``at`` as a number
+        number: np.ndarray = form[:, at].astype(np.int32) * 10 + form[:, at + 1] - 11 * ord("0")
+        return number
+
+    y = two(0) * 100 + two(2)
+    month, day = two(5), two(8)
+    hour, minute, second = two(11), two(14), two(17)
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    month_ok = (month >= 1) & (month <= 12)
+    last_day = DAYS_IN_MONTH[np.where(month_ok, month, 0)] + ((month == 2) & leap)
+    in_range = (hour <= 23) & (minute <= 59) & (second <= 59)
+    good = (y >= 1) & month_ok & (day >= 1) & (day <= last_day) & in_range
+    days = days_from_civil(np.where(good, y, 1970), np.where(good, month, 1), np.where(good, day, 1))
+    seconds = days.astype(np.int64) * 86400 + (hour * 3600 + minute * 60 + second)
+    wall = np.where(good, seconds.astype("datetime64[s]"), np.datetime64("NaT", "s"))
+    return canonical, wall, good
 
 
 def _split_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -166,7 +207,8 @@ def _split_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 
 def _nonblank(s: pd.Series) -> pd.Series:
-    return s.fillna("") != ""
+    # byte lengths from the Arrow offsets: no string comparison per value
+    return pd.Series(byte_lengths(arrow_strings(s)) > 0, index=s.index)
 
 
 def _blank_or_in(values: tuple[str, ...]):  # type: ignore[no-untyped-def]
@@ -175,7 +217,16 @@ def _blank_or_in(values: tuple[str, ...]):  # type: ignore[no-untyped-def]
 
 
 def _at_most(limit: int) -> Callable[[pd.Series], pd.Series]:
-    return lambda s: s.fillna("").str.len() <= limit
+    def test(s: pd.Series) -> pd.Series:
+        # a value has no more characters than bytes: only the longer ones are counted
+        text = arrow_strings(s.fillna(""))
+        ok = byte_lengths(text) <= limit
+        if not ok.all():
+            long = pc.filter(text.combine_chunks(), pyarrow.array(~ok))
+            ok[~ok] = pc.utf8_length(long).to_numpy() <= limit
+        return pd.Series(ok, index=s.index)
+
+    return test
 
 
 def _bad(n: str) -> str:
@@ -212,13 +263,13 @@ def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
     Only the lines whose GUID repeats are compared field by field (usually none)."""
     guid = norm["payment_guid"].fillna("")
-    arr = pyarrow.array(guid, type=pyarrow.large_string())
-    counts = pc.value_counts(arr)
-    twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    arr = arrow_strings(guid)
     identical_later = np.zeros(len(norm), dtype=bool)
     conflict = np.zeros(len(norm), dtype=bool)
-    if len(twice) == 0:  # the usual export: no GUID repeats, no second pass over them
+    if not may_repeat(arr):  # the usual export: no GUID repeats, no second pass over them
         return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
+    counts = pc.value_counts(arr)
+    twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     repeated = pc.is_in(arr, value_set=twice).to_numpy(zero_copy_only=False) & (guid != "").to_numpy(
         dtype=bool
     )
@@ -233,9 +284,29 @@ def duplicate_flags(norm: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return pd.Series(identical_later, index=norm.index), pd.Series(conflict, index=norm.index)
 
 
-def _str_matches(pattern: str, name: str, error: str) -> Rule:
-    """pandera's ``Check.str_matches``: ``Series.str.match``, the same test it runs."""
-    return Rule(error, lambda s: s.str.match(pattern), builtin=("str_matches", pattern), name=name)
+#: Byte classes of ``_GUID``: lower-case hex -> "x", "-" -> "-", any other byte -> "?".
+_GUID_CLASSES = bytes(
+    ord("x") if chr(b) in "0123456789abcdef" else ord("-") if b == ord("-") else ord("?") for b in range(256)
+)
+_GUID_FORM = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+
+
+def _guid_or_blank(s: pd.Series) -> np.ndarray:
+    """``_GUID`` (blank, or lower-case 8-4-4-4-12 hex) tested on the bytes: a value
+    matches when it is empty, or its byte classes spell ``_GUID_FORM`` (pandera checks
+    the pattern itself; the rules contract test holds both to the same rows)."""
+    arr = arrow_strings(s.fillna(""))
+    ok: np.ndarray = (byte_lengths(arr) == 0) | form_matches(arr, _GUID_CLASSES, _GUID_FORM)
+    return ok
+
+
+def _whole_number(s: pd.Series) -> pd.Series | np.ndarray:
+    """``_INTEGER``: every value passes when every byte of the column is an ASCII digit
+    (the usual column, decided from the bytes); otherwise the pattern decides, as
+    pandera's ``str_matches`` does (Python's ``\\d`` takes other scripts' digits too)."""
+    if not any(((raw - np.uint8(ord("0"))) > 9).any() for raw in value_bytes(arrow_strings(s.fillna("")))):
+        return np.ones(len(s), dtype=bool)
+    return s.str.match(_INTEGER)
 
 
 def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
@@ -246,15 +317,15 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
     if spec.required == "yes":
         checks.append(Rule(f"{n}: required", _nonblank, name=f"{n}_required"))
     if spec.kind == "guid":
-        checks.append(
-            _str_matches(_GUID, f"{n}_guid", f"{n}: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
-        )
+        error = f"{n}: not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+        checks.append(Rule(error, _guid_or_blank, builtin=("str_matches", _GUID), name=f"{n}_guid"))
     elif spec.kind == "choice":
         checks.append(
             Rule(f"{n}: not one of {', '.join(spec.values)}", _blank_or_in(spec.values), name=f"{n}_choice")
         )
     elif spec.kind == "integer":
-        checks.append(_str_matches(_INTEGER, f"{n}_integer", f"{n}: not a whole number"))
+        error = f"{n}: not a whole number"
+        checks.append(Rule(error, _whole_number, builtin=("str_matches", _INTEGER), name=f"{n}_integer"))
     elif spec.kind == "datetime":
         error = f"{n}: not an ISO 8601 date-time such as 2026-11-01T14:05:00"
         helpers.append(ColumnRules(_bad(n), bool, rules=(Rule(error, lambda b: ~b, name=f"{n}_datetime"),)))

@@ -332,7 +332,7 @@ def expected_lines(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     for c in ("distribution_code", "payment_code", "amount_cents"):
         frame[c] = frame[c].astype("int64")
     lines = lockbox_lines(frame).to_pylist()
-    return {str(g): str(t)[:-2] for g, t in zip(frame["payment_guid"], lines, strict=True)}
+    return {str(g): str(t) for g, t in zip(frame["payment_guid"], lines, strict=True)}
 
 
 def lockbox_side(

@@ -24,6 +24,8 @@ from caselle_ic.payments.codes import (
     PaymentCodeConfig,
     Resolution,
 )
+from caselle_ic.tabular.frames import rows_where
+from caselle_ic.tabular.values import arrow_strings
 
 
 @dataclass
@@ -157,26 +159,53 @@ def resolve_one(
     )
 
 
-def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    def text(col: str) -> pd.Series:
-        if col not in frame.columns:
-            return pd.Series("", index=frame.index, dtype="string")
-        return frame[col].astype("string").fillna("").str.strip().str.upper()
+def _text_codes(frame: pd.DataFrame, col: str) -> tuple[np.ndarray, list[str]]:
+    """A vendor column stripped and upper-cased, as (code per row, distinct values): the
+    text work is done once per distinct value (a handful), not per row."""
+    n = len(frame)
+    if col not in frame.columns:
+        return np.zeros(n, dtype=np.int64), [""]
+    encoded = pc.dictionary_encode(arrow_strings(frame[col].astype("string").fillna("")).combine_chunks())
+    cleaned = pc.utf8_upper(pc.utf8_trim_whitespace(encoded.dictionary)).to_pylist()
+    merged, distinct = pd.factorize(np.array(cleaned, dtype=object))
+    codes = np.asarray(merged, dtype=np.int64)[encoded.indices.to_numpy(zero_copy_only=False)]
+    return codes, [str(v) for v in distinct]
 
-    itype = (
-        frame["invoice_type_id"]
-        if "invoice_type_id" in frame.columns
-        else pd.Series(pd.NA, index=frame.index)
-    )
-    return pd.DataFrame(
-        {
-            "pt": pd.to_numeric(frame["payment_type_id"]).astype("int64"),
-            "it": pd.to_numeric(itype.replace("", pd.NA)).astype("Int64").fillna(-1).astype("int64"),
-            "cv": text("card_vendor"),
-            "ov": text("obd_vendor"),
-        },
-        index=frame.index,
-    )
+
+def _invoice_types(values: pd.Series) -> np.ndarray:
+    """Invoice type IDs as int64, -1 where there is none."""
+    if values.dtype != "int64":
+        numbers = pd.to_numeric(values.replace("", pd.NA) if values.dtype != "Int64" else values)
+        values = numbers.astype("Int64").fillna(-1)
+    return np.asarray(values.to_numpy(dtype=np.int64), dtype=np.int64)
+
+
+#: (payment type, invoice type, card vendor, OBD vendor): what resolve_one is given
+Key = tuple[int, int | None, str | None, str | None]
+
+
+def _key_groups(
+    frame: pd.DataFrame,
+) -> tuple[np.ndarray, list[tuple[int, int | None, str | None, str | None]]]:
+    """(group of each row, the key of each group) over (payment type, invoice type, card
+    vendor, OBD vendor); groups are numbered in order of first appearance."""
+    n = len(frame)
+    pt = pd.to_numeric(frame["payment_type_id"]).to_numpy(dtype=np.int64)
+    it = _invoice_types(frame["invoice_type_id"]) if "invoice_type_id" in frame.columns else np.full(n, -1)
+    cv, cards = _text_codes(frame, "card_vendor")
+    ov, obds = _text_codes(frame, "obd_vendor")
+    pt_codes, pts = pd.factorize(pt)
+    it_codes, its = pd.factorize(it)
+    combined = ((pt_codes.astype(np.int64) * len(its) + it_codes) * len(cards) + cv) * len(obds) + ov
+    gid, firsts = pd.factorize(combined)
+    keys: list[Key] = []
+    for k in np.asarray(firsts, dtype=np.int64).tolist():
+        k, o = divmod(k, len(obds))
+        k, c = divmod(k, len(cards))
+        p, i = divmod(k, len(its))
+        itype = int(its[i])
+        keys.append((int(pts[p]), None if itype < 0 else itype, cards[c] or None, obds[o] or None))
+    return np.asarray(gid, dtype=np.int64), keys
 
 
 def resolve_codes(frame: pd.DataFrame, codes: PaymentCodeConfig) -> pd.DataFrame:
@@ -189,19 +218,16 @@ def resolve_codes(frame: pd.DataFrame, codes: PaymentCodeConfig) -> pd.DataFrame
     ``fallback 64`` / ``fallback 65``), ``distribution_source`` and ``payment_source``
     (``setting 131 entry N`` or ``setting 64`` / ``setting 65``: what to fix).
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the input's columns are shared, not copied
     n = len(frame)
     if "transaction_type" in frame.columns:
-        is_payment = (frame["transaction_type"].astype("string").fillna("") == "PAYMENT").to_numpy()
+        is_payment = (frame["transaction_type"].astype("string").fillna("") == "PAYMENT").to_numpy(
+            dtype=bool, na_value=False
+        )
     else:
         is_payment = np.ones(n, dtype=bool)
-    keys = _key_frame(frame.loc[is_payment])
-    gid = keys.groupby(["pt", "it", "cv", "ov"], sort=False).ngroup().to_numpy()
-    first = keys.assign(_g=gid).drop_duplicates("_g").set_index("_g").sort_index()
-    resolved = [
-        resolve_one(codes, int(r.pt), None if r.it < 0 else int(r.it), r.cv or None, r.ov or None)
-        for r in first.itertuples()
-    ]
+    gid, keys = _key_groups(rows_where(frame, is_payment))
+    resolved = [resolve_one(codes, *key) for key in keys]
     ints = {
         "distribution_code": np.array([r.distribution_code for r in resolved], dtype="int64"),
         "payment_code": np.array([r.payment_code for r in resolved], dtype="int64"),

@@ -35,9 +35,11 @@ from caselle_ic.schemas.payments import (
     row_reasons,
 )
 from caselle_ic.tabular.csvin import LINE, read_text_csv
+from caselle_ic.tabular.frames import rows_where
 from caselle_ic.tabular.output import REASON
 from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.rules import failure_cases
+from caselle_ic.tabular.strbytes import any_byte_between, edge_bytes
 from caselle_ic.tabular.values import arrow_strings, ascii_only, string_series, trimmed
 
 UPPER = ("transaction_type", "card_vendor", "obd_vendor")
@@ -74,12 +76,17 @@ def _normalized(column: str, s: pd.Series) -> pd.Series:
     # the same functions pandas' ``.str`` methods call on Arrow strings, without the copies
     text = arrow_strings(s)
     text = trimmed(text.fill_null("") if text.null_count else text)
+    # each case changes nothing when no byte could change (the usual export): no copy
     if column in UPPER:
-        text = pc.utf8_upper(text)
+        if not ascii_only(text) or any_byte_between(text, ord("a"), ord("z")):
+            text = pc.utf8_upper(text)
     elif column in LOWER:
         # ASCII-only (every valid GUID): the same result, a tenth of the work
-        text = pc.ascii_lower(text) if ascii_only(text) else pc.utf8_lower(text)
-    elif column in ("payment_type_id", "invoice_type_id"):
+        if not ascii_only(text):
+            text = pc.utf8_lower(text)
+        elif any_byte_between(text, ord("A"), ord("Z")):
+            text = pc.ascii_lower(text)
+    elif column in ("payment_type_id", "invoice_type_id") and (edge_bytes(text)[0] == ord("0")).any():
         text = _strip_type_id(text)
     return string_series(text, s.index)
 
@@ -104,7 +111,7 @@ def local_wall_time(wall: pd.Series, offset: pd.Series, tz: str) -> pd.Series:
 
 
 def _typed(checked: pd.DataFrame, lines: pd.Series, tz: str) -> pd.DataFrame:
-    out = checked[column_names()].copy()
+    out = checked[column_names()]  # a new frame (copy-on-write): its columns are not copied
     out["payment_date"] = local_wall_time(checked["_payment_date_wall"], checked["_payment_date_offset"], tz)
     out["payment_type_id"] = _to_int64(checked["payment_type_id"])
     itype = checked["invoice_type_id"]
@@ -129,9 +136,10 @@ def validate_export(raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, pd.DataFr
     fc = failure_cases(payment_export_schema(), checked)  # a frame of the wrong shape raises: a bug
     reasons = row_reasons(fc) if len(fc) else pd.Series(dtype="string")
     bad = raw.index.isin(reasons.index)
-    quarantined = raw.loc[bad].copy()
+    quarantined = rows_where(raw, bad)
     quarantined[REASON] = reasons.reindex(quarantined.index).astype("string")
-    valid = _typed(checked.loc[~bad], raw.loc[~bad, LINE], tz)
+    good = ~bad
+    valid = _typed(rows_where(checked, good), rows_where(raw, good)[LINE], tz)
     return valid.reset_index(drop=True), quarantined.reset_index(drop=True)
 
 

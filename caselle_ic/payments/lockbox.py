@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,15 +45,24 @@ from caselle_ic.config.model import BillerConfig
 from caselle_ic.config.settings import Setting
 from caselle_ic.errors import ConfigError, OutputError
 from caselle_ic.payments.codes import parse_fallback
+from caselle_ic.payments.lockbox_fields import (
+    STR,
+    account_facts,
+    clean_name,
+    format_amounts,
+    join_text,
+    quote,
+    text_array,
+)
+from caselle_ic.tabular.frames import rows_where
 from caselle_ic.tabular.output import REASON, atomic_output
 from caselle_ic.tabular.parallel import side_by_side
-from caselle_ic.tabular.text import CONTROL_CLASS, clean_text
+from caselle_ic.tabular.values import map_distinct
 
 MAX_DISTRIBUTION_CODE = 9999
 MAX_PAYMENT_CODE = 99
 MAX_AMOUNT_CENTS = 99_999_999_999  # 999,999,999.99
 MAX_ACCOUNT_CHARS = 15
-NAME_CHARS = 30
 EOL = "\r\n"
 
 FILE_COLUMN = "lockbox_file"
@@ -144,85 +152,30 @@ class LockboxPlan:
 # -- formatting ---------------------------------------------------------------------------
 
 
-_STR = pa.large_string()
-
-
-def _join(*parts: pa.Array | str, sep: str = "") -> pa.Array:
-    """Element-wise concatenation with a separator (string literals broadcast)."""
-    args = [pa.scalar(p, _STR) if isinstance(p, str) else p for p in parts]
-    return pc.binary_join_element_wise(*args, pa.scalar(sep, _STR))
-
-
-def _text(values: pd.Series) -> pa.Array:
-    arr = pa.array(values.astype("string").fillna(""), type=_STR)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-
-def _per_distinct(values: np.ndarray, fmt: Callable[[Any], str]) -> pa.Array:
-    """Format each distinct value once in Python and broadcast (dates, codes: a handful
-    of distinct values over a million rows)."""
-    codes, uniq = pd.factorize(values)
-    return pc.take(pa.array([fmt(u) for u in uniq], type=_STR), pa.array(codes.astype(np.int64)))
-
-
-#: "0".."999" and "000".."999", "00".."99": amounts are assembled from these by lookup,
-#: which is several times faster than casting integers to text.
-_PLAIN_3 = pa.array([str(i) for i in range(1000)], type=_STR)
-_PADDED_3 = pa.array([f"{i:03d}" for i in range(1000)], type=_STR)
-_PADDED_2 = pa.array([f"{i:02d}" for i in range(100)], type=_STR)
-
-
-def quote(arr: pa.Array) -> pa.Array:
-    """Quote only the values holding a comma or a double quote; double embedded quotes."""
-    needs = pc.or_(pc.match_substring(arr, ","), pc.match_substring(arr, '"'))
-    if not pc.any(needs).as_py():
-        return arr
-    subset = pc.filter(arr, needs)
-    return pc.replace_with_mask(arr, needs, _join('"', pc.replace_substring(subset, '"', '""'), '"'))
-
-
-def format_amounts(cents: pd.Series | np.ndarray) -> pa.Array:
-    """Integer cents (0 .. 999,999,999.99) -> ``999,999,999.99`` form, quoted when it
-    holds a comma."""
-    c = np.asarray(cents, dtype=np.int64)
-    whole, frac = c // 100, c % 100
-    g1, g2, g3 = whole // 1_000_000, (whole // 1000) % 1000, whole % 1000
-
-    def look(table: pa.Array, x: np.ndarray) -> pa.Array:
-        return pc.take(table, pa.array(x))
-
-    text = _join(look(_PLAIN_3, g3), look(_PADDED_2, frac), sep=".")
-    big = whole >= 1000
-    if big.any():
-        i = np.flatnonzero(big)
-        mid = whole[i] < 1_000_000
-        head = pc.if_else(
-            pa.array(mid),
-            _join(look(_PLAIN_3, g2[i]), look(_PADDED_3, g3[i]), sep=","),
-            _join(look(_PLAIN_3, g1[i]), look(_PADDED_3, g2[i]), look(_PADDED_3, g3[i]), sep=","),
-        )
-        quoted = _join('"', head, ".", look(_PADDED_2, frac[i]), '"')
-        text = pc.replace_with_mask(text, pa.array(big), quoted)
-    return text
-
-
-def clean_name(name: pd.Series) -> pa.Array:
-    """The invoice file's text rule (tabular/text.py: a run of control characters or
-    Unicode line breaks -> one space, trimmed), then cut to 30 characters (and the cut
-    value's trailing space dropped)."""
-    arr = clean_text(_text(name)).combine_chunks()
-    cut = pc.utf8_slice_codeunits(arr, 0, NAME_CHARS)
-    return pc.utf8_rtrim(cut, " ") if pc.any(pc.match_like(cut, "% ")).as_py() else cut
-
-
 def lockbox_lines(frame: pd.DataFrame) -> pa.Array:
-    """One lockbox line per row (an Arrow string array), each ending in CRLF. The rows
-    must be within the limits (see :func:`lockbox_problems`)."""
-    if frame.empty:
-        return pa.array([], type=_STR)
-    days = pd.to_datetime(frame["payment_date"]).to_numpy(dtype="datetime64[D]")
-    dcs = frame["distribution_code"].to_numpy(dtype=np.int64)
-    pcodes = frame["payment_code"].to_numpy(dtype=np.int64)
+    """One lockbox line per row (an Arrow string array), without its CRLF. The rows must
+    be within the limits (see :func:`lockbox_problems`)."""
+    return _lines(frame, np.arange(len(frame)), lead="")
+
+
+def _name_field(names: pa.Array) -> pa.Array:
+    return quote(clean_name(names))
+
+
+def _lines(frame: pd.DataFrame, order: np.ndarray, lead: str) -> pa.Array:
+    """The lines of the rows at positions ``order``, each after ``lead``."""
+    if len(order) == 0:
+        return pa.array([], type=STR)
+    identity = len(order) == len(frame) and bool((order == np.arange(len(order))).all())
+    take = pa.array(order)
+
+    def text(col: str | pa.ChunkedArray) -> pa.Array:
+        values = text_array(frame[col]) if isinstance(col, str) else col.combine_chunks()
+        return values if identity else pc.take(values, take)
+
+    days = pd.to_datetime(frame["payment_date"]).to_numpy(dtype="datetime64[D]")[order]
+    dcs = frame["distribution_code"].to_numpy(dtype=np.int64)[order]
+    pcodes = frame["payment_code"].to_numpy(dtype=np.int64)[order]
     # "MM/DD/YYYY,DC,PC" once per distinct (day, codes): a day's run has a handful. One
     # element-wise join of four arrays after that (each extra input of a join costs a
     # pass over every row).
@@ -230,17 +183,19 @@ def lockbox_lines(frame: pd.DataFrame) -> pa.Array:
     codes, uniq = pd.factorize(key)
     uniq = np.asarray(uniq, dtype=np.int64)
     heads = [
-        f"{pd.Timestamp(np.datetime64(int(u >> 24), 'D')):%m/%d/%Y},{(u >> 8) & 0xFFFF},{u & 0xFF}"
+        f"{lead}{pd.Timestamp(np.datetime64(int(u >> 24), 'D')):%m/%d/%Y},{(u >> 8) & 0xFFFF},{u & 0xFF}"
         for u in uniq
     ]
-    head = pc.take(pa.array(heads, type=_STR), pa.array(codes.astype(np.int64)))
+    head = pc.take(pa.array(heads, type=STR), pa.array(codes.astype(np.int64)))
     # the three formatted fields are independent column work: side by side on threads
     amount, acct, name = side_by_side(
-        lambda: format_amounts(frame["amount_cents"]),
-        lambda: quote(_text(frame["account_number"])),
-        lambda: quote(clean_name(frame["customer_name"])),
+        lambda: format_amounts(frame["amount_cents"].to_numpy(dtype=np.int64)[order]),
+        lambda: quote(text("account_number")),
+        lambda: text(
+            map_distinct(text_array(frame["customer_name"]), lambda names: quote(clean_name(names)))
+        ),
     )
-    return _join(_join(head, amount, acct, name, sep=","), EOL)
+    return join_text(head, amount, acct, name, sep=",")
 
 
 def lockbox_problems(frame: pd.DataFrame) -> pd.Series:
@@ -250,10 +205,8 @@ def lockbox_problems(frame: pd.DataFrame) -> pd.Series:
     dc = frame["distribution_code"].astype("Int64")
     pcode = frame["payment_code"].astype("Int64")
     cents = frame["amount_cents"].astype("Int64")
-    acct = _text(frame["account_number"])
-    acct_len = pc.utf8_length(acct).to_numpy(zero_copy_only=False)
-    acct_blank = pc.equal(pc.utf8_trim_whitespace(acct), "").to_numpy(zero_copy_only=False)
-    acct_ctrl = pc.match_substring_regex(acct, f"[{CONTROL_CLASS}]").to_numpy(zero_copy_only=False)
+    acct = text_array(frame["account_number"])
+    acct_blank, acct_len, acct_ctrl = account_facts(acct)
     dc_na, pc_na, cents_na = dc.isna().to_numpy(), pcode.isna().to_numpy(), cents.isna().to_numpy()
     dcv = dc.fillna(0).to_numpy(dtype=np.int64)
     pcv = pcode.fillna(0).to_numpy(dtype=np.int64)
@@ -363,18 +316,16 @@ def combined_distribution_code(cfg: BillerConfig) -> int:
 # -- building -------------------------------------------------------------------------------
 
 
-def _joined(lines: pa.Array) -> bytes:
-    """The UTF-8 bytes of the lines, concatenated (straight from the Arrow buffer)."""
-    if len(lines) == 0:
+def _file_bytes(lines: pa.Array, first: int, end: int) -> bytes:
+    """The bytes of the lines ``first`` to ``end`` (exclusive), each made with a CRLF
+    lead: the file is that span of the Arrow buffer without its first CRLF, plus a CRLF
+    at the end (one copy, no join per line)."""
+    if end <= first:
         return b""
-    arr = lines.cast(_STR)
-    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - take on an Array gives an Array
-        arr = arr.combine_chunks()
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = arr.buffers()[2]
-    if data is None:  # pragma: no cover - lines are never empty strings
-        return b""
-    return memoryview(data)[int(offsets[0]) : int(offsets[-1])].tobytes()
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    data = lines.buffers()[2]
+    assert data is not None  # lines are never empty strings
+    return memoryview(data)[int(offsets[first]) + len(EOL) : int(offsets[end])].tobytes() + EOL.encode()
 
 
 def plan_lockbox_files(
@@ -405,11 +356,9 @@ def plan_lockbox_files(
     frame = frame.reset_index(drop=True)
     problems = lockbox_problems(frame)
     bad = problems.notna().to_numpy()
-    quarantined = frame.loc[bad].copy()
+    quarantined = rows_where(frame, bad)
     quarantined[REASON] = problems[bad]
-    good = frame.loc[~bad].reset_index(drop=True) if bad.any() else frame
-    lines = lockbox_lines(good)
-
+    good = rows_where(frame, ~bad).reset_index(drop=True) if bad.any() else frame
     file_of_row = np.zeros(len(good), dtype=np.int64)  # index into file_names
     line_no = np.zeros(len(good), dtype=np.int64)
     files: list[PlannedFile] = []
@@ -419,6 +368,9 @@ def plan_lockbox_files(
         dcs = good["distribution_code"].to_numpy(dtype=np.int64)
         cents = good["amount_cents"].to_numpy(dtype=np.int64)
         groups = [(combined_dc, np.arange(len(good)))] if combine else _groups(dcs)
+        # the lines are made in file order, so each file is one span of them
+        lines = _lines(good, np.concatenate([pos for _, pos in groups]), lead=EOL)
+        first = 0
         for dc, pos in groups:
             assert dc is not None
             name = next_free_name(dc, day, used, out_dir)
@@ -430,13 +382,14 @@ def plan_lockbox_files(
                 PlannedFile(
                     name=name,
                     distribution_code=None if combine else int(dc),
-                    data=_joined(pc.take(lines, pa.array(pos))),
+                    data=_file_bytes(lines, first, first + len(pos)),
                     count=len(pos),
                     total_cents=int(cents[pos].sum()),
                 )
             )
+            first += len(pos)
     names = (
-        pc.take(pa.array(file_names, type=_STR), pa.array(file_of_row)) if file_names else pa.array([], _STR)
+        pc.take(pa.array(file_names, type=STR), pa.array(file_of_row)) if file_names else pa.array([], STR)
     )
     filed = good.assign(
         **{

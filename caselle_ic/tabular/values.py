@@ -10,7 +10,7 @@ inputs that could not be parsed, so callers quarantine exactly those rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from caselle_ic.tabular.strbytes import edge_bytes, value_bytes
 
 # 1234.5 | 1,234.50 | $1,234.50 | -12.00 | -$12.00 | (12.00) | ($12.00) | .50
 # One RE2 pattern (Arrow compute, no look-arounds): the groups are checked afterwards.
@@ -83,25 +85,25 @@ def empty_strings(n: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(b""))
 
 
-def _value_bytes(values: pa.ChunkedArray) -> Iterator[np.ndarray]:
-    """The UTF-8 bytes of each non-empty chunk's values, as uint8 (no copy)."""
-    for chunk in values.chunks:
-        data = chunk.buffers()[2] if len(chunk) else None
-        if data is not None and data.size:
-            yield np.frombuffer(data, dtype=np.uint8)
+def _printable(b: np.ndarray) -> bool:
+    """Every byte printable ASCII other than space (never whitespace, never part of a
+    multi-byte character)."""
+    return bool(((b - np.uint8(0x21)) <= np.uint8(0x7E - 0x21)).all())
 
 
 def trimmed(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Values with surrounding whitespace removed; no copy when no byte of the column can
-    be whitespace (all bytes printable ASCII other than space: amounts and dates)."""
-    if any(raw.min() <= 0x20 or raw.max() >= 0x7F for raw in _value_bytes(values)):
-        return pc.utf8_trim_whitespace(values)
-    return values
+    """Values with surrounding whitespace removed; no copy when every value starts and
+    ends with a byte that cannot be whitespace (the usual column: names have inner
+    spaces only)."""
+    first, last = edge_bytes(values)
+    if _printable(first) and _printable(last):
+        return values
+    return pc.utf8_trim_whitespace(values)
 
 
 def ascii_only(values: pa.ChunkedArray) -> bool:
     """Whether every value is ASCII (then the ``ascii_*`` kernels give the ``utf8_*`` result)."""
-    return all(raw.max() < 0x80 for raw in _value_bytes(values))
+    return all(raw.max() < 0x80 for raw in value_bytes(values))
 
 
 def mostly_repeated(arr: pa.Array, *, sample: int = 50_000) -> bool:
@@ -290,10 +292,10 @@ _DATE = (
     r"^(?:(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})"
     r"|(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2}))$"
 )
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
-def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+def days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 of valid proleptic Gregorian dates (Howard Hinnant's algorithm)."""
     y = y - (m <= 2)
     era = np.floor_divide(y, 400)
@@ -326,9 +328,9 @@ def _parse_dates_arrow(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     y, m, d = num("y", "iy"), num("m", "im"), num("d", "id")
     leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
     month_ok = (m >= 1) & (m <= 12)
-    dim = _DAYS_IN_MONTH[np.where(month_ok, m, 0)] + ((m == 2) & leap)
+    dim = DAYS_IN_MONTH[np.where(month_ok, m, 0)] + ((m == 2) & leap)
     ok = matched & month_ok & (d >= 1) & (d <= dim) & (y >= 1)
-    days = _days_from_civil(np.where(ok, y, 1970), np.where(ok, m, 1), np.where(ok, d, 1))
+    days = days_from_civil(np.where(ok, y, 1970), np.where(ok, m, 1), np.where(ok, d, 1))
     out[ok] = (days[ok] * 86400).astype("datetime64[s]")
     return out, ~blank & ~ok
 

@@ -19,11 +19,11 @@ from caselle_ic.payments.export import read_payment_export
 from caselle_ic.payments.lockbox import (
     FILE_COLUMN,
     LINE_COLUMN,
-    format_amounts,
     lockbox_file_name,
     plan_lockbox_files,
     write_lockbox_files,
 )
+from caselle_ic.payments.lockbox_fields import format_amounts
 from tests.conftest import SAMPLES
 from tests.payments.paykit import UNSET, make_cfg  # noqa: F401  (a fixture)
 

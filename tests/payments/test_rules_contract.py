@@ -22,6 +22,12 @@ def test_payment_rules_match_pandera(tmp_path):
         row(payment_guid=G1),  # identical repeat
         row(payment_guid=G2, amount="1.005", payment_type_id="11", obd_vendor=""),
         row(payment_guid="", account_number="", customer_name=""),
+        # the GUID rule reads bytes; pandera runs the pattern: the same rows fail
+        row(payment_guid=G3[:-1] + "g"),
+        row(payment_guid=G3 + "0"),
+        row(payment_guid=G3.replace("-", "_", 1)),
+        row(payment_guid="\u00e9" * 18),
+        row(payment_guid=G3, transaction_type="REFUND", original_payment_guid=G1[:-1] + "\u0661"),
     ]
     raw = read_text_csv(write_export(tmp_path, rows))
     checked = prepare(normalize_export(raw))
