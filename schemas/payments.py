@@ -62,7 +62,10 @@ REVERSALS = ("REFUND", "ACH_REJECT")
 CARD, OBD = "1", "11"
 
 _GUID = r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?\Z"
-_INTEGER = r"^\d*\Z"
+# ASCII digits, at most 9: an IC type id is a GraphQL Int (32-bit); "\d" would also take other
+# scripts' digits, and a longer value cannot be converted to a number downstream
+MAX_INTEGER_DIGITS = 9
+_INTEGER = rf"^[0-9]{{0,{MAX_INTEGER_DIGITS}}}\Z"
 # 2026-11-01T14:05:09, with a space instead of T, seconds optional, fraction optional,
 # an optional Z or +HH:MM / -HHMM offset.
 ISO_DATETIME = (
@@ -301,10 +304,12 @@ def _guid_or_blank(s: pd.Series) -> np.ndarray:
 
 
 def _whole_number(s: pd.Series) -> pd.Series | np.ndarray:
-    """``_INTEGER``: every value passes when every byte of the column is an ASCII digit
-    (the usual column, decided from the bytes); otherwise the pattern decides, as
-    pandera's ``str_matches`` does (Python's ``\\d`` takes other scripts' digits too)."""
-    if not any(((raw - np.uint8(ord("0"))) > 9).any() for raw in value_bytes(arrow_strings(s.fillna("")))):
+    """``_INTEGER``: every value passes when every byte of the column is an ASCII digit and
+    none is longer than ``MAX_INTEGER_DIGITS`` (the usual column, decided from the bytes);
+    otherwise the pattern decides, as pandera's ``str_matches`` does."""
+    arr = arrow_strings(s.fillna(""))
+    short = len(arr) == 0 or int(np.max(byte_lengths(arr))) <= MAX_INTEGER_DIGITS
+    if short and not any(((raw - np.uint8(ord("0"))) > 9).any() for raw in value_bytes(arr)):
         return np.ones(len(s), dtype=bool)
     return s.str.match(_INTEGER)
 
@@ -324,7 +329,7 @@ def _column_checks(spec: ColumnSpec) -> list[ColumnRules]:
             Rule(f"{n}: not one of {', '.join(spec.values)}", _blank_or_in(spec.values), name=f"{n}_choice")
         )
     elif spec.kind == "integer":
-        error = f"{n}: not a whole number"
+        error = f"{n}: not a whole number of at most {MAX_INTEGER_DIGITS} digits"
         checks.append(Rule(error, _whole_number, builtin=("str_matches", _INTEGER), name=f"{n}_integer"))
     elif spec.kind == "datetime":
         error = f"{n}: not an ISO 8601 date-time such as 2026-11-01T14:05:00"

@@ -218,10 +218,14 @@ def test_payment_date_forms_and_offsets_to_biller_local(read, value, local):
     assert e.valid["payment_date"].tolist() == [pd.Timestamp(local)]
 
 
-def test_invoice_type_must_be_whole_number(read):
-    e = read(row(invoice_type_id="4.2"))
-    assert reasons(e) == ["invoice_type_id: not a whole number"]
+@pytest.mark.parametrize("value", ["4.2", "\u0661\u0662", "12345678901234567890", "1234567890"])
+def test_invoice_type_must_be_whole_number(read, value):
+    # other scripts' digits and numbers longer than nine digits were let through, then
+    # crashed the run converting them (ArrowInvalid, exit 3) instead of quarantining the row
+    e = read(row(invoice_type_id=value))
+    assert reasons(e) == ["invoice_type_id: not a whole number of at most 9 digits"]
     assert read(row(invoice_type_id="")).valid["invoice_type_id"].isna().all()
+    assert read(row(invoice_type_id="999999999")).valid["invoice_type_id"].tolist() == [999_999_999]
 
 
 @pytest.mark.parametrize("value", ["3", "99", "CC", "1.0"])

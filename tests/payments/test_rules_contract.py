@@ -12,6 +12,8 @@ from caselle_ic.tabular.csvin import read_text_csv
 from caselle_ic.tabular.rules import failure_cases
 from tests.payments.test_payment_export import G1, G2, G3, row, write_export
 
+G5, G6, G7 = (f"00000000-0000-4000-8000-00000000000{k}" for k in (5, 6, 7))
+
 
 def test_payment_rules_match_pandera(tmp_path):
     rows = [
@@ -28,6 +30,10 @@ def test_payment_rules_match_pandera(tmp_path):
         row(payment_guid=G3.replace("-", "_", 1)),
         row(payment_guid="\u00e9" * 18),
         row(payment_guid=G3, transaction_type="REFUND", original_payment_guid=G1[:-1] + "\u0661"),
+        # whole numbers: ASCII digits only, at most nine
+        row(payment_guid=G5, invoice_type_id="\u0661\u0662"),
+        row(payment_guid=G6, invoice_type_id="1" * 10),
+        row(payment_guid=G7, invoice_type_id="9" * 9),
     ]
     raw = read_text_csv(write_export(tmp_path, rows))
     checked = prepare(normalize_export(raw))
