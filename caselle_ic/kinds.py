@@ -99,7 +99,10 @@ class Kind:
         kwargs.update(params or {})
         try:
             if via_flow:
-                return self.flow()(config=config_path(config), **kwargs)  # type: ignore[no-any-return]
+                from caselle_ic.flows.unattended import subflow_without_heartbeat
+
+                with subflow_without_heartbeat():
+                    return self.flow()(config=config_path(config), **kwargs)  # type: ignore[no-any-return]
             if self.steps and step is not None:
                 kwargs["step"] = step
             if self.progress and progress is not None:

@@ -144,6 +144,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     receiver, http = start_receiver()
     emu = EmulatorProcess(seed=SAMPLES / "statements.csv")
     emu.start()
+    exported = {k: os.environ.get(k) for k in emu.env()}  # put back at the module's end
     serve: subprocess.Popen[bytes] | None = None
     try:
         env = {
@@ -207,6 +208,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         http.shutdown()
         emu.stop()
         stop_server(server)
+        # a test this worker runs after this module must not see the emulator's secrets
+        for k, v in exported.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 async def _client_call(api_url: str, fn: Any) -> Any:
