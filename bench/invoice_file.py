@@ -54,7 +54,8 @@ STEPS = r"""
 import json, resource, sys, time
 from caselle_ic.config.model import load_config, resolve_now
 from caselle_ic.invoices.build import build_records
-from caselle_ic.invoices.checks import check_extract, read_extract
+from caselle_ic.invoices.checks import check_extract
+from caselle_ic.invoices.extract import read_extract
 from caselle_ic.tabular.memory import use_jemalloc
 from caselle_ic.invoices.writer import write_invoice_file
 

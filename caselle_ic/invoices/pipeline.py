@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from caselle_ic.config.model import BillerConfig, load_config, resolve_now
 from caselle_ic.errors import InputError, NothingToWriteError
 from caselle_ic.invoices.build import build_records
-from caselle_ic.invoices.checks import check_extract, read_extract
+from caselle_ic.invoices.checks import check_extract
+from caselle_ic.invoices.extract import read_extract
 from caselle_ic.invoices.writer import invoice_file_name, write_invoice_file
 from caselle_ic.result import InvoiceCount, RunResult
 from caselle_ic.tabular.memory import use_jemalloc
