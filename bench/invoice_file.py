@@ -60,7 +60,7 @@ from caselle_ic.tabular.memory import use_jemalloc
 from caselle_ic.invoices.writer import write_invoice_file
 
 extract, config, out, now = sys.argv[1:5]
-use_jemalloc()
+use_jemalloc(give_back=True)
 cfg = load_config(config)
 clock = resolve_now(now, cfg.tz)
 steps = {}

@@ -54,7 +54,7 @@ def run_invoice_file(
     ``step`` wraps each step function (identity by default); the Prefect flows pass one
     that makes each step a task. Raises a CaselleICError (exit 2) when nothing is written.
     """
-    use_jemalloc()
+    use_jemalloc(give_back=True)
     wrap = step or _identity
     # a loaded config is passed down by the CLI (loaded once per run); a path is loaded here
     cfg = config if isinstance(config, BillerConfig) else wrap(load_config)(config)
