@@ -5,7 +5,8 @@ quarantine rule:
 * statements are keyed by the account number exactly as written, in the order of their
   first row; rows of one statement need not be adjacent;
 * every statement-level column must repeat the same text on every line of the statement
-  (compared on adjacent rows of the grouped order: zero-copy slices, no hashing);
+  (compared on adjacent rows of the grouped order: zero-copy slices, no hashing; the rows
+  compared are those :mod:`caselle_ic.invoices.extract` kept, every change of value);
 * statement-level values are then parsed and validated once per statement, activity
   lines once per line, both against pandera schemas built from
   ``schemas/statement_extract.csv`` (:mod:`caselle_ic.invoices.parse`); account numbers are
