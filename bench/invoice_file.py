@@ -54,12 +54,13 @@ STEPS = r"""
 import json, resource, sys, time
 from caselle_ic.config.model import load_config, resolve_now
 from caselle_ic.invoices.build import build_records
-from caselle_ic.invoices.checks import check_extract, read_extract
+from caselle_ic.invoices.checks import check_extract
+from caselle_ic.invoices.extract import read_extract
 from caselle_ic.tabular.memory import use_jemalloc
 from caselle_ic.invoices.writer import write_invoice_file
 
 extract, config, out, now = sys.argv[1:5]
-use_jemalloc()
+use_jemalloc(give_back=True)
 cfg = load_config(config)
 clock = resolve_now(now, cfg.tz)
 steps = {}

@@ -51,6 +51,8 @@ from caselle_ic.tabular.values import (
     string_series,
 )
 
+#: The statement column TotalInvoiceAmount adds up (SPEC §3.1, FH).
+TOTAL_SOURCE = "customer_balance"
 #: How many statements a note names before it says "and N more".
 NOTE_NAMES = 20
 
@@ -127,7 +129,9 @@ def build_records(checked: CheckedExtract, cfg: BillerConfig, now: datetime) -> 
     """Map every statement onto the IC records, validate them, collect the rejects.
 
     Records are built for all statements (no per-column subsetting of a million rows);
-    the quarantined ones are left out when the file is written (``RecordSet.keep``)."""
+    the quarantined ones are left out when the file is written (``RecordSet.keep``).
+    Consumes the parsed lines and statements of ``checked`` as the records replace them
+    (:func:`_record_frames`): ``checked`` is for the rejects and counts afterwards."""
     width = cfg.invoice_file.message_field_length
     bad = _already_quarantined(checked)
     rules = _rule_columns(checked, width)
@@ -135,7 +139,7 @@ def build_records(checked: CheckedExtract, cfg: BillerConfig, now: datetime) -> 
     _quarantine_failed_records(checked, cfg, (ih, cr, id_frame), bad)
     keep = ~bad
     n_keep = int(keep.sum())
-    total = int(checked.statements["customer_balance"].to_numpy(dtype="int64", na_value=0)[keep].sum())
+    total = int(checked.statements[TOTAL_SOURCE].to_numpy(dtype="int64", na_value=0)[keep].sum())
     fh = _file_header(cfg, now, n_keep, total)
     notes = list(checked.notes)
     notes += _notes(
@@ -293,16 +297,36 @@ def _record_frames(
     checked: CheckedExtract, cfg: BillerConfig, rules: RuleColumns
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """IH and CR (one row per statement) and ID (every activity line, in line order); the
-    fields are independent columns, so they are computed side by side on threads."""
-    fields = record_fields("IH") + record_fields("CR") + record_fields("ID")
+    fields of a record type are independent columns, computed side by side on threads.
+
+    ID first: its fields are the last use of the parsed lines, which are released before
+    IH and CR are built (on a big extract this is where a run peaks), so this consumes
+    ``checked.line_frame`` (left empty, with its columns) and leaves ``checked.statements``
+    with the one column the file header still needs."""
+    id_frame = _frames(checked, cfg, rules, ["ID"])[0]
+    checked.line_frame = checked.line_frame.iloc[0:0].copy()  # a copy: a slice keeps the arrays
+    ih, cr = _frames(checked, cfg, rules, ["IH", "CR"])
+    # the records are validated next: of the parsed statements only the balance is still used
+    checked.statements = checked.statements[[TOTAL_SOURCE]].copy()
+    return ih, cr, id_frame
+
+
+def _frames(
+    checked: CheckedExtract, cfg: BillerConfig, rules: RuleColumns, kinds: list[str]
+) -> list[pd.DataFrame]:
+    fields = [f for kind in kinds for f in record_fields(kind)]
     columns = column_map(lambda f: _field_column(f, checked, cfg, rules), fields)
     computed = dict(zip(((f.record, f.ic_field) for f in fields), columns, strict=True))
-    index = pd.Index(np.arange(checked.n_statements, dtype=np.int64))
-    ih, cr, id_frame = (
-        _frame(record_fields(rec), {f.ic_field: computed[(rec, f.ic_field)] for f in record_fields(rec)}, idx)
-        for rec, idx in (("IH", index), ("CR", index), ("ID", pd.Index(checked.line_rows)))
-    )
-    return ih, cr, id_frame
+    del columns
+    statements = pd.Index(np.arange(checked.n_statements, dtype=np.int64))
+    return [
+        _frame(
+            record_fields(kind),
+            {f.ic_field: computed[(kind, f.ic_field)] for f in record_fields(kind)},
+            pd.Index(checked.line_rows) if kind == "ID" else statements,
+        )
+        for kind in kinds
+    ]
 
 
 def _quarantine_failed_records(

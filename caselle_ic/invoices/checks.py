@@ -5,7 +5,8 @@ quarantine rule:
 * statements are keyed by the account number exactly as written, in the order of their
   first row; rows of one statement need not be adjacent;
 * every statement-level column must repeat the same text on every line of the statement
-  (compared on adjacent rows of the grouped order: zero-copy slices, no hashing);
+  (compared on adjacent rows of the grouped order: zero-copy slices, no hashing; the rows
+  compared are those :mod:`caselle_ic.invoices.extract` kept, every change of value);
 * statement-level values are then parsed and validated once per statement, activity
   lines once per line, both against pandera schemas built from
   ``schemas/statement_extract.csv`` (:mod:`caselle_ic.invoices.parse`); account numbers are
@@ -29,36 +30,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from caselle_ic.config.model import BillerConfig
-from caselle_ic.invoices.columns import LINE_COLUMNS, STATEMENT_COLUMNS, as_numpy, take
+from caselle_ic.invoices.columns import LINE_COLUMNS, STATEMENT_COLUMNS, take
+from caselle_ic.invoices.extract import ExtractText, differs_from_previous, group_rows
 from caselle_ic.invoices.parse import has_activity, line_frame, statement_frame, usable_cents
 from caselle_ic.schemas.invoices import (
     extract_names,
     join_by_id,
     line_schema,
-    required_extract_columns,
     statement_schema,
     validate,
 )
-from caselle_ic.tabular.csvin import LINE, TextTable, read_text_table
+from caselle_ic.tabular.csvin import LINE
 from caselle_ic.tabular.output import REASON
 from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.values import format_cents, string_series
-
-
-def read_extract(path: str | Path, cfg: BillerConfig) -> TextTable:
-    """Read the statement extract as text (SPEC §2): header aliases, encoding, required
-    columns. InputError (exit 2) when the file cannot be used at all."""
-    return read_text_table(
-        path,
-        encoding=cfg.extract.encoding,
-        column_map=cfg.extract.columns,
-        required=required_extract_columns(),
-        known=extract_names(),
-        what="statement extract",
-    )
 
 
 class Reasons:
@@ -106,7 +93,8 @@ class CheckedExtract:
     n_rows: int
     codes: np.ndarray  # statement id of each input row (0.. in order of first appearance)
     lines: np.ndarray  # physical line of each input row
-    raw_statements: pa.Table  # statement-level text as read, one row per statement
+    raw_rows: pa.Table  # statement-level text as read, reduced (ExtractText.statements)
+    rep: np.ndarray  # per input row: its row of raw_rows
     statements: pd.DataFrame  # parsed statement-level values, index = statement id
     line_raw: pa.Table  # line-level text as read, every input row
     line_rows: np.ndarray  # input rows that carry activity, in file order of records
@@ -115,7 +103,6 @@ class CheckedExtract:
     line_count: np.ndarray  # per statement: number of activity lines
     running: np.ndarray  # running balance (cents) of each activity line
     reasons: Reasons
-    conflict_rows: pd.DataFrame  # raw rows of statements whose lines disagree
     first_line: np.ndarray  # physical line of each statement's first row
     notes: list[str] = field(default_factory=list)
 
@@ -124,31 +111,17 @@ class CheckedExtract:
         return len(self.statements)
 
 
-def _group(accounts: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-    """codes per row, grouping order (None = rows already grouped), sorted codes, first rows."""
-    encoded = pc.dictionary_encode(accounts.combine_chunks())
-    codes = as_numpy(encoded.indices).astype(np.int64)
-    n = len(codes)
-    grouped = n < 2 or bool(np.all(codes[1:] >= codes[:-1]))
-    order = None if grouped else np.argsort(codes, kind="stable")
-    sorted_codes = codes if order is None else codes[order]
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if n else np.zeros(0, int)
-    first_row = starts if order is None else order[starts]
-    return codes, order, sorted_codes, first_row
-
-
-def check_extract(extract: TextTable, cfg: BillerConfig) -> CheckedExtract:
-    """Group, parse, validate and reconcile the statements of an extract.
-
-    Consumes the statement-level columns of ``extract`` (they are dropped once reduced to
-    one row per statement) so a million-statement file is held once, not twice."""
-    n = extract.table.num_rows
+def check_extract(extract: ExtractText, cfg: BillerConfig) -> CheckedExtract:
+    """Group, parse, validate and reconcile the statements of an extract."""
+    n = extract.num_rows
     reasons = Reasons()
-    codes, order, sorted_codes, first_row = _group(extract.table.column("account_number"))
-    k = len(first_row)
-    raw_statements, conflict_rows = _statement_text(extract, codes, order, sorted_codes, first_row, reasons)
-    statements = _checked_statements(raw_statements, k, reasons)
-    line_raw, lines, line_rows, has = _checked_lines(extract, reasons)
+    kept_codes, order, sorted_codes, first_kept = group_rows(extract.statements.column("account_number"))
+    codes = kept_codes[extract.rep]
+    k = len(first_kept)
+    statements = _checked_statements(
+        _statement_text(extract.statements, order, sorted_codes, first_kept, reasons), k, reasons
+    )
+    line_raw, lines, line_rows, has = _checked_lines(extract.line_table, reasons)
     lines, line_rows, lc, line_start, line_count = _ordered_lines(codes, lines, line_rows, k)
     running = _running_balance(statements, lines, lc, line_start, line_count, reasons)
     return CheckedExtract(
@@ -156,7 +129,8 @@ def check_extract(extract: TextTable, cfg: BillerConfig) -> CheckedExtract:
         n_rows=n,
         codes=codes,
         lines=extract.lines,
-        raw_statements=raw_statements,
+        raw_rows=extract.statements,
+        rep=extract.rep,
         statements=statements,
         line_raw=line_raw,
         line_rows=line_rows,
@@ -165,57 +139,34 @@ def check_extract(extract: TextTable, cfg: BillerConfig) -> CheckedExtract:
         line_count=line_count,
         running=running,
         reasons=reasons,
-        conflict_rows=conflict_rows,
-        first_line=extract.lines[first_row],
+        first_line=extract.lines[extract.origin[first_kept]],
         notes=_orphan_notes(has, codes, lc),
     )
 
 
 def _statement_text(
-    extract: TextTable,
-    codes: np.ndarray,
+    kept: pa.Table,
     order: np.ndarray | None,
     sorted_codes: np.ndarray,
-    first_row: np.ndarray,
+    first_kept: np.ndarray,
     reasons: Reasons,
-) -> tuple[pa.Table, pd.DataFrame]:
-    """One row of statement-level text per statement, and the raw rows of statements whose
-    lines disagree (quarantined, SPEC §3.5); then drops the per-row copies from ``extract``."""
-    table = extract.table
-    n = table.num_rows
-    # Statement-level values must repeat on every line of the statement (SPEC §3.5).
+) -> pa.Table:
+    """One row of statement-level text per statement; statements whose lines disagree are
+    quarantined (SPEC §3.5). ``kept`` holds every change of value between the lines of a
+    statement (:mod:`caselle_ic.invoices.extract`), so comparing its adjacent rows of the
+    same account finds exactly the columns that differ anywhere in the statement."""
     same_as_previous = sorted_codes[1:] == sorted_codes[:-1]
-
-    def compare(name: str) -> tuple[np.ndarray | None, pa.ChunkedArray]:
-        col = table.column(name).combine_chunks()  # aligned slices compare fastest
-        grouped = col if order is None else pc.take(col, pa.array(order))
-        ids = None
-        if n > 1 and same_as_previous.any():
-            differs = as_numpy(pc.not_equal(grouped.slice(1), grouped.slice(0, n - 1))) & same_as_previous
-            if differs.any():
-                ids = np.unique(sorted_codes[1:][differs])
-        return ids, take(col, first_row)
-
-    compared = column_map(compare, STATEMENT_COLUMNS)
-    conflict_parts = [
-        (ids, f"{name}: differs between the lines of this statement")
-        for name, (ids, _) in zip(STATEMENT_COLUMNS, compared, strict=True)
-        if ids is not None
-    ]
-    firsts = {name: first for name, (_, first) in zip(STATEMENT_COLUMNS, compared, strict=True)}
-    conflict_ids = np.unique(np.concatenate([ids for ids, _ in conflict_parts])) if conflict_parts else None
-    for ids, reason in conflict_parts:
-        reasons.statements(ids, reason)
-    if conflict_ids is not None:
-        rows = np.flatnonzero(np.isin(codes, conflict_ids))
-        conflict_rows = table.take(pa.array(rows)).to_pandas(types_mapper=pd.ArrowDtype)
-        conflict_rows = conflict_rows.astype("string").set_axis(pd.Index(rows), axis=0)
-        conflict_rows[LINE] = extract.lines[rows]
-    else:
-        conflict_rows = pd.DataFrame()
-    raw_statements = pa.table([firsts[c] for c in STATEMENT_COLUMNS], names=STATEMENT_COLUMNS)
-    extract.drop(STATEMENT_COLUMNS)  # release the 5-rows-per-statement copies
-    return raw_statements, conflict_rows
+    differs = column_map(lambda c: differs_from_previous(kept, order, same_as_previous, c), STATEMENT_COLUMNS)
+    for name, d in zip(STATEMENT_COLUMNS, differs, strict=True):
+        if d is not None:
+            reasons.statements(
+                np.unique(sorted_codes[1:][d]), f"{name}: differs between the lines of this statement"
+            )
+    if len(first_kept) == kept.num_rows:
+        return kept  # one row per statement already, in order
+    return pa.table(
+        column_map(lambda c: take(kept.column(c), first_kept), STATEMENT_COLUMNS), names=STATEMENT_COLUMNS
+    )
 
 
 def _checked_statements(raw_statements: pa.Table, k: int, reasons: Reasons) -> pd.DataFrame:
@@ -226,12 +177,11 @@ def _checked_statements(raw_statements: pa.Table, k: int, reasons: Reasons) -> p
 
 
 def _checked_lines(
-    extract: TextTable, reasons: Reasons
+    line_raw: pa.Table, reasons: Reasons
 ) -> tuple[pa.Table, pd.DataFrame, np.ndarray, np.ndarray]:
     """Activity lines parsed and validated: only the rows that carry any line column make
     an ID record. Returns the line text, the parsed lines, their rows, and which rows have one."""
-    n = extract.table.num_rows
-    line_raw = extract.table.select(LINE_COLUMNS)
+    n = line_raw.num_rows
     lines = line_frame(line_raw, pd.Index(np.arange(n, dtype=np.int64)))
     has = has_activity(lines)
     all_rows = bool(has.all())
@@ -315,13 +265,11 @@ def quarantined_rows(checked: CheckedExtract, bad_statements: np.ndarray) -> pd.
         return pd.DataFrame({c: pd.Series([], dtype="string") for c in [*columns, LINE, REASON]})
     rows = np.flatnonzero(np.isin(checked.codes, bad_statements))
     codes = checked.codes[rows]
-    stmt_cols = {c: string_series(take(checked.raw_statements.column(c), codes)) for c in STATEMENT_COLUMNS}
+    reps = checked.rep[rows]  # each row's own statement-level text, as read
+    stmt_cols = {c: string_series(take(checked.raw_rows.column(c), reps)) for c in STATEMENT_COLUMNS}
     line_cols = {c: string_series(take(checked.line_raw.column(c), rows)) for c in LINE_COLUMNS}
     frame = pd.DataFrame({c: (stmt_cols | line_cols)[c] for c in columns})
     frame.index = pd.Index(rows)
-    if len(checked.conflict_rows):
-        conflict = checked.conflict_rows[[c for c in columns if c in checked.conflict_rows.columns]]
-        frame.loc[conflict.index, conflict.columns] = conflict
     frame[LINE] = checked.lines[rows]
 
     stmt_reasons = checked.reasons.by_statement()

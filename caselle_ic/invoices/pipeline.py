@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from caselle_ic.config.model import BillerConfig, load_config, resolve_now
 from caselle_ic.errors import InputError, NothingToWriteError
 from caselle_ic.invoices.build import build_records
-from caselle_ic.invoices.checks import check_extract, read_extract
+from caselle_ic.invoices.checks import check_extract
+from caselle_ic.invoices.extract import read_extract
 from caselle_ic.invoices.writer import invoice_file_name, write_invoice_file
 from caselle_ic.result import InvoiceCount, RunResult
 from caselle_ic.tabular.memory import use_jemalloc
@@ -53,7 +54,7 @@ def run_invoice_file(
     ``step`` wraps each step function (identity by default); the Prefect flows pass one
     that makes each step a task. Raises a CaselleICError (exit 2) when nothing is written.
     """
-    use_jemalloc()
+    use_jemalloc(give_back=True)
     wrap = step or _identity
     # a loaded config is passed down by the CLI (loaded once per run); a path is loaded here
     cfg = config if isinstance(config, BillerConfig) else wrap(load_config)(config)

@@ -12,7 +12,8 @@ import pytest
 
 from caselle_ic.config.model import load_config, resolve_now
 from caselle_ic.invoices.build import build_records
-from caselle_ic.invoices.checks import check_extract, read_extract
+from caselle_ic.invoices.checks import check_extract
+from caselle_ic.invoices.extract import read_extract
 from caselle_ic.schemas.invoices import (
     line_schema,
     record_schema,
