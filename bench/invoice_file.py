@@ -1,6 +1,7 @@
 """Benchmark of the monthly invoice file (SPEC §3): seconds and peak memory against the floor.
 
-    .venv/bin/python bench/invoice_file.py [N] [--data DIR] [--out DIR] [--skip-naive] [--runs R]
+    .venv/bin/python bench/invoice_file.py [N] [--data DIR] [--out DIR] [--skip-naive]
+        [--skip-steps] [--lean] [--runs R]
 
 Uses (or generates once, in a child process, with ``bench/gen_extract.py``) an extract
 of N statements x 5 lines (default 100,000; 1,000,000 is about 1.4 GB) in ``--data``,
@@ -14,6 +15,7 @@ then measures, each as a whole child process, in the same session:
 (c) the floor: ``../shared/bench/floor_invoices.py`` (a multi-threaded pyarrow read of
     the extract as strings and a quoted write of as many records as the invoice file
     has): the least any implementation must spend;
+(a') with ``--lean``: (a) with ``[performance].lean_memory`` (``CASELLE_IC_LEAN_MEMORY=1``);
 (d) the same run step by step in one child (read, validate, build, write: wall and CPU
     seconds of each), to show where the time goes;
 and a run of the 50-account sample extract (start-up included).
@@ -49,6 +51,7 @@ STAMP = "INVCLD_CSLSTMT101_20261101060000"
 
 FLOOR = ROOT.parent / "shared" / "bench" / "floor_invoices.py"
 LINES = 5
+LEAN = "(a) ... lean_memory"
 
 STEPS = r"""
 import json, resource, sys, time
@@ -60,8 +63,8 @@ from caselle_ic.tabular.memory import use_jemalloc
 from caselle_ic.invoices.writer import write_invoice_file
 
 extract, config, out, now = sys.argv[1:5]
-use_jemalloc(give_back=True)
 cfg = load_config(config)
+use_jemalloc(give_back=cfg.performance.lean_memory)  # as run_invoice_file does
 clock = resolve_now(now, cfg.tz)
 steps = {}
 wall, cpu = time.perf_counter(), time.process_time()
@@ -81,10 +84,13 @@ print(json.dumps(steps))
 """
 
 
-def measure(cmd: list[str], stdout: list[str] | None = None) -> dict[str, float]:
+def measure(
+    cmd: list[str], stdout: list[str] | None = None, env: dict[str, str] | None = None
+) -> dict[str, float]:
     """Run ``cmd``; wall seconds, CPU seconds and peak RSS (MB) of that child."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child_env = {**os.environ, **env} if env else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env)
     # communicate() before wait4 would reap the child; read the pipes on threads instead
     import threading
 
@@ -353,6 +359,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     p.add_argument("--skip-naive", action="store_true", help="skip (b), which takes minutes at 1M")
     p.add_argument("--skip-steps", action="store_true", help="skip (d), the step-by-step run")
+    p.add_argument("--lean", action="store_true", help="also (a) with [performance].lean_memory")
     p.add_argument("--runs", type=int, default=1, help="repeat (a) and (c) alternately; report the best")
     p.add_argument("--naive", nargs=2, metavar=("EXTRACT", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -377,13 +384,21 @@ def main() -> None:
     loads = [os.getloadavg()[0]]
     e2e_out = args.out / f"e2e_{args.n}"
     floor_out = args.out / f"floor_{args.n}.txt"
+    lean_out = args.out / f"lean_{args.n}"
     runs: dict[str, list[dict[str, float]]] = {"(a) caselle-ic invoices": [], "(c) floor_invoices.py": []}
+    if args.lean:
+        runs[LEAN] = []
     for _ in range(args.runs):
         runs["(c) floor_invoices.py"].append(
             measure([sys.executable, str(FLOOR), str(extract), str(floor_out), str(LINES)])
         )
         runs["(a) caselle-ic invoices"].append(measure(invoices_cmd(extract, e2e_out)))
+        if args.lean:
+            runs[LEAN].append(measure(invoices_cmd(extract, lean_out), env={"CASELLE_IC_LEAN_MEMORY": "1"}))
         loads.append(os.getloadavg()[0])
+    if args.lean:
+        same = (lean_out / f"{STAMP}.txt").read_bytes() == (e2e_out / f"{STAMP}.txt").read_bytes()
+        print(f"lean_memory output identical to caselle-ic's: {same}")
     written = (e2e_out / f"{STAMP}.txt").stat().st_size / 1e6
     print(f"invoice file {written:,.0f} MB; floor's file {floor_out.stat().st_size / 1e6:,.0f} MB")
     steps_out: list[str] = []

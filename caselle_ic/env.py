@@ -59,6 +59,12 @@ VARS: tuple[EnvVar, ...] = (
         "Threads for column work in the invoice run (default: the cores, at most 4; 1 turns it off).",
     ),
     EnvVar(
+        "CASELLE_IC_LEAN_MEMORY",
+        "[performance].lean_memory",
+        "flag",
+        "1: the invoice run gives freed memory back at once (lower peak memory, ~35 % more time; default 0).",
+    ),
+    EnvVar(
         "CASELLE_IC_LOG_DIR",
         "",
         "text",

@@ -54,10 +54,10 @@ def run_invoice_file(
     ``step`` wraps each step function (identity by default); the Prefect flows pass one
     that makes each step a task. Raises a CaselleICError (exit 2) when nothing is written.
     """
-    use_jemalloc(give_back=True)
     wrap = step or _identity
     # a loaded config is passed down by the CLI (loaded once per run); a path is loaded here
     cfg = config if isinstance(config, BillerConfig) else wrap(load_config)(config)
+    use_jemalloc(give_back=cfg.performance.lean_memory)
     set_threads(cfg.performance.threads)
     clock = resolve_now(now, cfg.tz)
     kind = ADJUSTMENTS_KIND if adjustments else INVOICE_KIND

@@ -152,6 +152,20 @@ def test_posting_and_performance_sections(tmp_path: Path, monkeypatch: pytest.Mo
     assert cfg.performance.threads == 3
 
 
+def test_lean_memory_from_the_file_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_config(write(tmp_path)).performance.lean_memory is False
+    path = write(tmp_path, "[performance]\nlean_memory = true\n")
+    assert load_config(path).performance.lean_memory is True
+    for raw, value in (("0", False), ("off", False), ("1", True), ("TRUE", True)):
+        monkeypatch.setenv("CASELLE_IC_LEAN_MEMORY", raw)
+        assert load_config(path).performance.lean_memory is value
+    monkeypatch.setenv("CASELLE_IC_LEAN_MEMORY", "maybe")
+    with pytest.raises(ConfigError, match=r"CASELLE_IC_LEAN_MEMORY='maybe' must be 1 or 0"):
+        load_config(path)
+
+
 def test_the_connect_retry_window_reaches_every_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

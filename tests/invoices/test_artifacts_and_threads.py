@@ -59,3 +59,13 @@ def test_threads_do_not_change_a_byte(tmp_path, monkeypatch):
     assert single.outputs[0].read_bytes() == data == four.outputs[0].read_bytes()
     assert single.rejects_path is not None and one.rejects_path is not None
     assert single.rejects_path.read_bytes() == one.rejects_path.read_bytes()
+
+
+def test_lean_memory_does_not_change_a_byte(tmp_path, monkeypatch):
+    # lean_memory only changes when the allocators give memory back (tabular/memory.py)
+    one = run_invoice_file(SAMPLE_EXTRACT, BILLER, tmp_path / "default", now=NOW)
+    monkeypatch.setenv("CASELLE_IC_LEAN_MEMORY", "1")
+    lean = run_invoice_file(SAMPLE_EXTRACT, BILLER, tmp_path / "lean", now=NOW)
+    assert lean.outputs[0].read_bytes() == one.outputs[0].read_bytes()
+    assert lean.rejects_path is not None and one.rejects_path is not None
+    assert lean.rejects_path.read_bytes() == one.rejects_path.read_bytes()
