@@ -15,8 +15,8 @@ Set-up (timed separately, not in the fleet's wall):
 * a local Prefect server (``caselle_ic.ops.prefect_server.ensure_server``, a temporary
   ``PREFECT_HOME``, SQLite), the ``caselle-ic`` process work pool, and every deployment
   ``caselle-ic deployments --config … --ledger URL`` generates that the timed fan-out runs
-  (``payments-inbox/<biller>``, ``all-billers/payments``; ``--all-deployments``: all eight
-  kinds), deployed with ``prefect deploy --all`` (the documented work-pool path,
+  (``payments-inbox/<biller>``, ``all-billers/payments``; ``--all-deployments``: all of
+  them), deployed with ``prefect deploy --all`` (the documented work-pool path,
   tests/ops/test_work_pool.py);
 * W workers (``--workers``, default 2), ``prefect worker start --pool caselle-ic --limit L``
   (``--runs-per-worker``, default 2), started in the work directory (not the checkout), so
@@ -92,8 +92,8 @@ BACKDATE_SECONDS = 300  # older than the inbox's 30 s settle window
 
 def payments_only(prefect_yaml: str) -> str:
     """The prefect.yaml cut to what the timed fan-out runs: ``payments-inbox/<biller>`` and
-    ``all-billers/payments``. ``prefect deploy`` takes 0.3-1.0 s a deployment, so all eight
-    kinds of 100 billers (804) would take 4-13 min of set-up for deployments never run;
+    ``all-billers/payments``. ``prefect deploy`` takes 0.3-1.0 s a deployment, so all the
+    deployments of 100 billers (~800) would take 4-13 min of set-up for deployments never run;
     ``--all-deployments`` deploys them all, as an operator's prefect.yaml does."""
     import yaml
 
