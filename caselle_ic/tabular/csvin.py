@@ -43,7 +43,7 @@ def _csv_error(exc: csv.Error, default: str) -> str:
     return _TOO_LONG if "field larger than field limit" in str(exc) else default
 
 
-def _scan_values(table: pa.Table, lines: np.ndarray, path: Path) -> None:
+def scan_values(table: pa.Table, lines: np.ndarray, path: Path) -> None:
     """Refuse a NUL byte or a too-long field anywhere in the file (not only in the first
     64 KiB): a NUL in an accountName must never reach Caselle. libc memchr over each
     column's data buffer; a value's line and column are looked up only on a hit."""
@@ -96,7 +96,7 @@ def _decode_check(path: Path, encoding: str) -> int:
     return line - 1
 
 
-def _has_empty_records(table: pa.Table) -> bool:
+def has_empty_records(table: pa.Table) -> bool:
     """Whether any record has every value empty (what a kept blank line becomes)."""
     if table.num_rows == 0 or table.num_columns == 0:
         return False
@@ -147,7 +147,7 @@ def break_counts(raw: np.ndarray, step: int = 1 << 18) -> tuple[int, int, int]:
     return lf, cr, crlf
 
 
-def _read_arrow(
+def read_arrow(
     path: Path | pa.NativeFile,
     encoding: str,
     header: list[str],
@@ -160,7 +160,7 @@ def _read_arrow(
     """Every column as Arrow ``string`` (account numbers keep their leading zeros).
 
     ``keep_blank_lines``: a blank line becomes a record of empty values instead of being
-    skipped (see :func:`_has_empty_records`). ``newlines_in_values=False`` is the fast
+    skipped (see :func:`has_empty_records`). ``newlines_in_values=False`` is the fast
     read (blocks split at any line break, parsed in parallel); it is only right when no
     quoted value holds a line break, which :func:`_one_line_per_record` proves after.
     ``header_given``: ``path`` is a part of the file after its header (a byte range)."""
@@ -225,7 +225,7 @@ def _record_lines(path: Path, encoding: str, table: pa.Table, no_blank_lines: bo
     Otherwise the csv module numbers them."""
     n_records = table.num_rows
     ascii_breaks = "\n".encode(encoding) == b"\n" and "\r".encode(encoding) == b"\r"
-    if ascii_breaks and no_blank_lines and not _values_have_line_breaks(table):
+    if ascii_breaks and no_blank_lines and not values_have_line_breaks(table):
         return np.arange(2, n_records + 2, dtype=np.int64)
     starts = np.empty(n_records, dtype=np.int64)
     with path.open("r", encoding=_py_encoding(encoding), newline="") as fh:
@@ -260,7 +260,7 @@ def _one_line_per_record(path: Path, table: pa.Table, counts: tuple[int, int, in
     lf, cr, crlf = counts
     if cr != crlf or lf - _trailing_line_feeds(path) != table.num_rows:
         return False
-    return not _values_have_line_breaks(table)
+    return not values_have_line_breaks(table)
 
 
 def _memchr() -> Callable[[int, int, int], int | None] | None:
@@ -277,7 +277,7 @@ def _memchr() -> Callable[[int, int, int], int | None] | None:
 _MEMCHR = _memchr()
 
 
-def _values_have_line_breaks(table: pa.Table) -> bool:
+def values_have_line_breaks(table: pa.Table) -> bool:
     """Whether any value holds CR or LF (a quoted line break, or an unterminated quote).
 
     Scans each column's data buffer with libc ``memchr`` (gigabytes per second); a
@@ -412,23 +412,23 @@ def read_text_table(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="line-breaks") as pool:
         counting = pool.submit(_line_break_counts, p) if utf8 else None
         try:
-            table = _read_arrow(
+            table = read_arrow(
                 p, encoding, header, keep_blank_lines=strict, check_utf8=utf8, newlines_in_values=False
             )
         except pa.ArrowInvalid:
             table = None
         counts = counting.result() if counting is not None else None
-    if table is not None and strict and _has_empty_records(table):
+    if table is not None and strict and has_empty_records(table):
         strict = False
         table = None
     if table is not None and not (counts and _one_line_per_record(p, table, counts)):
         table = None
     try:
         if table is None:
-            table = _read_arrow(p, encoding, header, keep_blank_lines=strict, check_utf8=utf8)
-        if strict and _has_empty_records(table):  # blank lines (or ",,," rows): skip them
+            table = read_arrow(p, encoding, header, keep_blank_lines=strict, check_utf8=utf8)
+        if strict and has_empty_records(table):  # blank lines (or ",,," rows): skip them
             strict = False
-            table = _read_arrow(p, encoding, header, keep_blank_lines=False, check_utf8=utf8)
+            table = read_arrow(p, encoding, header, keep_blank_lines=False, check_utf8=utf8)
     except pa.ArrowInvalid as exc:
         text = str(exc)
         if "Empty CSV file" in text:
@@ -446,7 +446,7 @@ def read_text_table(
 
     keep, source = canonical_columns(p, table.column_names, aliases, required, known)
     lines = _record_lines(p, encoding, table, no_blank_lines)
-    _scan_values(table, lines, p)
+    scan_values(table, lines, p)
     return text_table(p, table, lines, keep, source)
 
 

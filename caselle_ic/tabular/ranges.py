@@ -28,15 +28,15 @@ import pyarrow as pa
 from caselle_ic.errors import InputError, file_problem
 from caselle_ic.tabular.csvin import (
     TextTable,
-    _has_empty_records,
-    _read_arrow,
-    _scan_values,
-    _values_have_line_breaks,
     break_counts,
     canonical_columns,
+    has_empty_records,
     normalize_header,
+    read_arrow,
     read_text_table,
+    scan_values,
     text_table,
+    values_have_line_breaks,
 )
 
 T = TypeVar("T")
@@ -127,7 +127,7 @@ def _ranged(
                 return None
             lines = np.arange(row + 2, row + 2 + table.num_rows, dtype=np.int64)
             try:
-                _scan_values(table, lines, p)
+                scan_values(table, lines, p)
             except InputError:
                 return None
             pieces.append(reduce(text_table(p, table, lines, keep, source)))
@@ -142,7 +142,7 @@ def _read_range(
 ) -> pa.Table | None:
     """One range read as text, or None unless it is provably one record per line."""
     try:
-        table = _read_arrow(
+        table = read_arrow(
             pa.BufferReader(data),
             encoding,
             names,
@@ -155,6 +155,6 @@ def _read_range(
         return None
     lf, cr, crlf = break_counts(raw)
     records = lf + (0 if len(raw) and raw[-1] == 10 else 1)
-    if cr != crlf or table.num_rows != records or _has_empty_records(table):
+    if cr != crlf or table.num_rows != records or has_empty_records(table):
         return None
-    return None if _values_have_line_breaks(table) else table
+    return None if values_have_line_breaks(table) else table
