@@ -249,18 +249,23 @@ def _record_lines(path: Path, encoding: str, table: pa.Table, no_blank_lines: bo
     return starts
 
 
-def _one_line_per_record(path: Path, table: pa.Table, counts: tuple[int, int, int]) -> bool:
-    """Whether the fast read (no ``newlines_in_values``) is certainly the right one.
+def one_line_per_record(table: pa.Table, counts: tuple[int, int, int], record_line_feeds: int) -> bool:
+    """Whether a read without ``newlines_in_values`` is certainly the right one.
 
     A quoted line break inside one block stays in its value (seen by the scan of the
-    values); one where a block was cut misparses silently, but then the file has more
-    line feeds than header + records, or a carriage return that is not part of CR+LF.
-    So: no value holds CR or LF, every CR is followed by LF, and line feeds (not
-    counting trailing ones) = records."""
-    lf, cr, crlf = counts
-    if cr != crlf or lf - _trailing_line_feeds(path) != table.num_rows:
+    values); one where a block was cut misparses silently, but then the text has more
+    line feeds than records, or a carriage return that is not part of CR+LF. So: no
+    value holds CR or LF, every CR is followed by LF, and the line feeds that end records
+    (``record_line_feeds``, counted by the caller: a whole file or one range) = records."""
+    _, cr, crlf = counts
+    if cr != crlf or record_line_feeds != table.num_rows:
         return False
     return not values_have_line_breaks(table)
+
+
+def _one_line_per_record(path: Path, table: pa.Table, counts: tuple[int, int, int]) -> bool:
+    """:func:`one_line_per_record` of a whole file: its line feeds, less trailing ones."""
+    return one_line_per_record(table, counts, counts[0] - _trailing_line_feeds(path))
 
 
 def _memchr() -> Callable[[int, int, int], int | None] | None:

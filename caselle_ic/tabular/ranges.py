@@ -34,11 +34,11 @@ from caselle_ic.tabular.csvin import (
     canonical_columns,
     has_empty_records,
     normalize_header,
+    one_line_per_record,
     read_arrow,
     read_text_table,
     scan_values,
     text_table,
-    values_have_line_breaks,
 )
 
 T = TypeVar("T")
@@ -159,8 +159,8 @@ def _read_range(
         )
     except pa.ArrowInvalid:
         return None
-    lf, cr, crlf = break_counts(raw)
-    records = lf + (0 if len(raw) and raw[-1] == 10 else 1)
-    if cr != crlf or table.num_rows != records or has_empty_records(table):
+    counts = break_counts(raw)
+    record_line_feeds = counts[0] + (0 if len(raw) and raw[-1] == 10 else 1)  # the last may lack one
+    if has_empty_records(table) or not one_line_per_record(table, counts, record_line_feeds):
         return None
-    return None if values_have_line_breaks(table) else table
+    return table
