@@ -138,9 +138,14 @@ def answer_lost(exc: BaseException, limits: Limits) -> AnswerLost:
     raise exc
 
 
+#: The jitter's own generator: drawing from the ``random`` module's shared state would
+#: shift every other user's sequence (a seeded simulation, Hypothesis) from a posting thread.
+_JITTER = random.Random()
+
+
 def backoff_delay(base: float, attempt: int, cap: float = 5.0) -> float:
     """Exponential backoff with jitter: base, 2·base, 4·base ... capped, times 0.5-1."""
-    return float(min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+    return float(min(cap, base * 2 ** (attempt - 1)) * (0.5 + _JITTER.random() / 2))
 
 
 # -- the deadline watchdog -----------------------------------------------------------------------

@@ -292,3 +292,20 @@ def test_huge_error_text_is_capped():
     with client(fake) as c:
         (o,) = c.create_receipts([rin("g1")])
     assert isinstance(o.error, BadUserInputError) and TEXT_CAP < len(str(o.error)) < TEXT_CAP + 200
+
+
+def test_backoff_jitter_is_bounded_and_leaves_the_shared_random_alone():
+    # A posting thread drawing from the random module's shared state shifted a seeded
+    # sequence elsewhere in the process (Hypothesis warned of it in another test).
+    import random
+
+    from caselle_ic.connect.transport import backoff_delay
+
+    random.seed(11)
+    state = random.getstate()
+    delays = [backoff_delay(0.2, attempt) for attempt in (1, 2, 3, 10) for _ in range(50)]
+    assert random.getstate() == state
+    assert all(0.1 <= d <= 0.2 for d in delays[:50])
+    assert all(0.4 <= d <= 0.8 for d in delays[100:150])
+    assert all(2.5 <= d <= 5.0 for d in delays[150:])  # capped at 5 s
+    assert len(set(delays)) > 150  # jittered, not a constant
