@@ -129,6 +129,26 @@ def any_byte_between(values: pa.Array | pa.ChunkedArray, lo: int, hi: int) -> bo
     return any(bool(((raw - np.uint8(lo)) <= span).any()) for raw in value_bytes(values))
 
 
+def holding_any(values: pa.Array | pa.ChunkedArray, chars: bytes) -> np.ndarray:
+    """Per value: whether it holds any of the (ASCII) bytes ``chars``. The bytes are found
+    in the data buffer and mapped to their values by the offsets: one pass over the
+    data, where a substring kernel per character pays per value."""
+    parts = []
+    for chunk in _chunks(values):
+        if len(chunk) == 0:
+            continue
+        offsets, data = _parts(chunk)
+        span = data[int(offsets[0]) : int(offsets[-1])]
+        hit = np.zeros(len(span), dtype=bool)
+        for c in chars:
+            hit |= span == c
+        rows = np.searchsorted(offsets, np.flatnonzero(hit) + offsets[0], side="right") - 1
+        found = np.zeros(len(chunk), dtype=bool)
+        found[rows] = True
+        parts.append(found)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
 def _row_hashes(rows: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row of a uint8 matrix (equal rows, equal hashes)."""
     k, width = rows.shape
@@ -170,6 +190,7 @@ __all__ = [
     "edge_bytes",
     "fixed_width_rows",
     "form_matches",
+    "holding_any",
     "may_repeat",
     "value_bytes",
 ]
