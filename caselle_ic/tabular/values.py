@@ -225,12 +225,16 @@ def _unsigned_plain_cents(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     ok = (size >= 4) & form_matches(padded, _CENTS_CLASSES, _CENTS_FORM)  # >= 1 digit before the point
     offsets, data = padded.buffers()[1:3]
     start = int(np.frombuffer(offsets, dtype=np.int64)[padded.offset])
-    d = np.frombuffer(data, dtype=np.uint8)[start : start + 16 * n].reshape(n, 16) - np.uint8(ord("0"))
-    d[~ok] = 0
-    whole = (d[:, :7].astype(np.int32) @ _POW_HIGH).astype(np.int64) * 1_000_000 + d[:, 7:13].astype(
-        np.int32
-    ) @ _POW_LOW
-    return ok, whole * 100 + d[:, 14].astype(np.int64) * 10 + d[:, 15]
+    rows = np.frombuffer(data, dtype=np.uint8)[start : start + 16 * n].reshape(n, 16)
+    cents = np.zeros(n, dtype=np.int64)
+    step = 1 << 16  # in blocks: the int32 temporaries stay small (no peak-memory cost)
+    for lo in range(0, n, step):
+        d = rows[lo : lo + step] - np.uint8(ord("0"))
+        d[~ok[lo : lo + step]] = 0
+        high = (d[:, :7].astype(np.int32) @ _POW_HIGH).astype(np.int64)
+        low = d[:, 7:13].astype(np.int32) @ _POW_LOW
+        cents[lo : lo + step] = (high * 1_000_000 + low) * 100 + d[:, 14].astype(np.int64) * 10 + d[:, 15]
+    return ok, cents
 
 
 def _bools(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
