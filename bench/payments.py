@@ -15,7 +15,7 @@
     posting process, which runs on its own), and checks exactly once: the emulator holds
     exactly one receipt per payment.
 
-Run: ``.venv/bin/python bench/payments.py [--part a|b|both] [--rows N] [--repeat R]
+Run: ``.venv/bin/python bench/payments.py [--part a|b|both] [--rows N] [--repeat R] [--names few|varied]
 [--post-rows N] [--latency-ms MS] [--workers W] [--batch B]``. Prints figures; part (a)
 asserts nothing; part (b) stops with an error if a payment is not posted exactly once.
 """
@@ -29,10 +29,8 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "payments"
@@ -66,63 +64,6 @@ combine_cloud_stores = false
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def make_export(path: Path, n: int, seed: int = 7) -> None:
-    """A synthetic export of n valid PAYMENT rows (vectorized; deterministic)."""
-    rng = np.random.default_rng(seed)
-    hexes = pd.Series(rng.integers(0, 2**63, size=(n, 2), dtype=np.int64).tolist()).map(
-        lambda p: f"{p[0]:016x}{p[1]:016x}"
-    )
-    guid = (
-        hexes.str[0:8]
-        + "-"
-        + hexes.str[8:12]
-        + "-4"
-        + hexes.str[13:16]
-        + "-8"
-        + hexes.str[17:20]
-        + "-"
-        + hexes.str[20:32]
-    )
-    ptype = rng.choice(
-        np.array(["1", "2", "11", "15", "16", "17"]), size=n, p=[0.5, 0.25, 0.1, 0.05, 0.05, 0.05]
-    )
-    card = np.where(
-        ptype == "1", rng.choice(np.array(["VISA", "MASTERCARD", "AMEX", "DISCOVER"]), size=n), ""
-    )
-    obd = np.where(ptype == "11", rng.choice(np.array(["FISERV", "RPPS"]), size=n), "")
-    acct = pd.Series(rng.integers(1, 999_999, size=n)).astype(str).str.zfill(6)
-    names = np.array(
-        [
-            "SMITH, JOHN",
-            "GARCIA LUIS",
-            "QUINTANILLA-RODRIGUEZ MARIA ELENA",
-            'BOB "BUDDY" TANAKA',
-            "LEE SOO-JIN",
-        ]
-    )
-    cents = rng.integers(1, 500_000, size=n)
-    amount = pd.Series(cents // 100).astype(str) + "." + pd.Series(cents % 100).astype(str).str.zfill(2)
-    secs = rng.integers(0, 3 * 86400, size=n)
-    date = (pd.Timestamp("2026-10-30") + pd.to_timedelta(secs, unit="s")).strftime("%Y-%m-%dT%H:%M:%S")
-    frame = pd.DataFrame(
-        {
-            "payment_guid": guid,
-            "transaction_type": "PAYMENT",
-            "original_payment_guid": "",
-            "payment_date": date,
-            "account_number": acct,
-            "customer_name": rng.choice(names, size=n),
-            "invoice_number": "26" + acct.str[-4:],
-            "invoice_type_id": rng.choice(np.array(["42", "7", "300", ""]), size=n),
-            "payment_type_id": ptype,
-            "card_vendor": card,
-            "obd_vendor": obd,
-            "amount": amount,
-        }
-    )
-    frame.to_csv(path, index=False)
 
 
 def measure(cmd: list[str]) -> tuple[dict, str]:
@@ -196,7 +137,7 @@ def stage_ours(export: Path, out_dir: Path, config: Path) -> dict:
     t2 = time.perf_counter()
     for old in out_dir.glob("*_PYMT_*.TXT"):
         old.unlink()
-    result = write_lockbox_files(resolved, out_dir, pd.Timestamp("2026-11-02").date(), cfg)
+    result = write_lockbox_files(resolved, out_dir, date(2026, 11, 2), cfg)
     t3 = time.perf_counter()
     return {
         "read_validate": t1 - t0,
@@ -212,31 +153,6 @@ def stage_ours(export: Path, out_dir: Path, config: Path) -> dict:
 
 
 # -- (b) posting ------------------------------------------------------------------------------
-
-
-def make_posting_export(path: Path, n: int) -> None:
-    """n DataPump payments (card, VISA, invoice type 42) on the 50 seeded accounts."""
-    i = np.arange(n)
-    cents = 100 + (i * 37) % 90_000
-    frame = pd.DataFrame(
-        {
-            "payment_guid": [f"00000000-0000-4000-8000-{k:012d}" for k in i],
-            "transaction_type": "PAYMENT",
-            "original_payment_guid": "",
-            "payment_date": "2026-11-02T08:00:00",
-            "account_number": pd.Series(1001 + i % 50).astype(str).str.zfill(6),
-            "customer_name": "BENCH CUSTOMER",
-            "invoice_number": pd.Series(i).astype(str),
-            "invoice_type_id": "42",
-            "payment_type_id": "1",
-            "card_vendor": "VISA",
-            "obd_vendor": "",
-            "amount": pd.Series(cents // 100).astype(str)
-            + "."
-            + pd.Series(cents % 100).astype(str).str.zfill(2),
-        }
-    )
-    frame.to_csv(path, index=False)
 
 
 def stage_post(export: Path, config: Path, workdir: Path, workers: int, batch: int) -> dict:
@@ -328,6 +244,8 @@ def part_b(rows: int, latency_ms: int, workers: int, batch: int) -> None:
             encoding="utf-8",
         )
         export = work / "post.csv"
+        from bench.payment_exports import make_posting_export
+
         make_posting_export(export, rows)
         with EmulatorProcess(seed=seed, latency_ms=latency_ms) as emu:
             config = emu.write_config(work / "biller" / "biller.toml")
@@ -419,6 +337,12 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=int, default=20, help="(b) injected emulator latency")
     ap.add_argument("--workers", type=int, default=4, help="(b) posting threads")
     ap.add_argument("--batch", type=int, default=50, help="(b) receipts per aliased document")
+    ap.add_argument(
+        "--names",
+        choices=["few", "varied"],
+        default="few",
+        help="(a) five customer names (the original export) or ~42,000 (per-row name work)",
+    )
     ap.add_argument("--stage", choices=["floor", "ours", "post", "make"], help=argparse.SUPPRESS)
     ap.add_argument("--post-export", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--post-config", type=Path, help=argparse.SUPPRESS)
@@ -432,13 +356,16 @@ def main() -> None:
         part_b(args.post_rows, args.latency_ms, args.workers, args.batch)
         return
     OUT.mkdir(parents=True, exist_ok=True)
-    export = OUT / f"export-{args.rows}.csv"
+    export = OUT / (f"export-{args.rows}.csv" if args.names == "few" else f"export-varied-{args.rows}.csv")
+    named = ["--rows", str(args.rows), "--names", args.names]
     config = OUT / "bench-biller.toml"
     if args.stage == "floor":
         print(json.dumps(stage_floor(export, OUT)))
         return
     if args.stage == "make":
-        make_export(export, args.rows)
+        from bench.payment_exports import make_export
+
+        make_export(export, args.rows, names=args.names)
         return
     if args.stage == "ours":
         print(json.dumps(stage_ours(export, OUT, config)))
@@ -448,7 +375,7 @@ def main() -> None:
     if not export.exists():  # part (a) only from here on (part b returned above)
         t = time.perf_counter()
         # in a child: the children measured below must not inherit this one's peak RSS
-        subprocess.run([sys.executable, __file__, "--stage", "make", "--rows", str(args.rows)], check=True)
+        subprocess.run([sys.executable, __file__, "--stage", "make", *named], check=True)
         print(
             f"generated {export.name} ({export.stat().st_size / 1e6:.0f} MB)"
             f" in {time.perf_counter() - t:.1f} s"
@@ -459,7 +386,7 @@ def main() -> None:
     loads = [os.getloadavg()[0]]
     floors, ours = [], []
     floor_cmd = [sys.executable, str(ROOT / "bench" / "floor_lockbox.py"), str(export), str(OUT / "floor")]
-    ours_cmd = [sys.executable, __file__, "--stage", "ours", "--rows", str(args.rows)]
+    ours_cmd = [sys.executable, __file__, "--stage", "ours", *named]
     for _ in range(args.repeat):
         floors.append(measure(floor_cmd)[0])
         stats, out = measure(ours_cmd)

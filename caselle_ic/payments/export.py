@@ -39,8 +39,8 @@ from caselle_ic.tabular.frames import rows_where
 from caselle_ic.tabular.output import REASON
 from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.rules import failure_cases
-from caselle_ic.tabular.strbytes import any_byte_between, edge_bytes
-from caselle_ic.tabular.values import arrow_strings, ascii_only, string_series, trimmed
+from caselle_ic.tabular.strbytes import any_byte_between, byte_lengths, edge_bytes
+from caselle_ic.tabular.values import arrow_strings, ascii_only, lstr, string_series, trimmed
 
 UPPER = ("transaction_type", "card_vendor", "obd_vendor")
 LOWER = ("payment_guid", "original_payment_guid")
@@ -114,11 +114,10 @@ def _typed(checked: pd.DataFrame, lines: pd.Series, tz: str) -> pd.DataFrame:
     out = checked[column_names()]  # a new frame (copy-on-write): its columns are not copied
     out["payment_date"] = local_wall_time(checked["_payment_date_wall"], checked["_payment_date_offset"], tz)
     out["payment_type_id"] = _to_int64(checked["payment_type_id"])
-    itype = checked["invoice_type_id"]
-    out["invoice_type_id"] = pd.Series(
-        pd.arrays.IntegerArray(_to_int64(itype.where(itype != "", "0")), (itype == "").to_numpy(dtype=bool)),
-        index=checked.index,
-    )
+    itype = arrow_strings(checked["invoice_type_id"])
+    blank = byte_lengths(itype) == 0
+    numbers = _arrow_int64(pc.if_else(pa.array(blank), lstr("0"), itype) if blank.any() else itype)
+    out["invoice_type_id"] = pd.Series(pd.arrays.IntegerArray(numbers, blank), index=checked.index)
     out["amount_cents"] = checked["_amount_cents"].astype("int64")
     out = out.drop(columns=["amount"])
     out[LINE] = lines.astype("int64")
@@ -126,8 +125,12 @@ def _typed(checked: pd.DataFrame, lines: pd.Series, tz: str) -> pd.DataFrame:
 
 
 def _to_int64(s: pd.Series) -> np.ndarray:
-    arr = pa.array(s.astype("string").fillna(""), type=pa.large_string())
-    return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return _arrow_int64(arrow_strings(s.fillna("")))
+
+
+def _arrow_int64(text: pa.ChunkedArray) -> np.ndarray:
+    """Validated whole numbers (ASCII digits) -> int64, straight from the Arrow column."""
+    return np.asarray(pc.cast(text, pa.int64()).to_numpy(), dtype=np.int64)
 
 
 def validate_export(raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from caselle_ic.tabular.strbytes import byte_lengths, edge_bytes, value_bytes
+from caselle_ic.tabular.strbytes import byte_lengths, edge_bytes, holding_any, value_bytes
 from caselle_ic.tabular.text import CONTROL_CLASS, clean_text
 
 NAME_CHARS = 30
@@ -46,9 +46,10 @@ _DIGIT_THRESHOLDS = np.array([10**k for k in range(1, 9)], dtype=np.int64)
 
 def quote(arr: pa.Array) -> pa.Array:
     """Quote only the values holding a comma or a double quote; double embedded quotes."""
-    needs = pc.or_(pc.match_substring(arr, ","), pc.match_substring(arr, '"'))
-    if not pc.any(needs).as_py():
+    holding = holding_any(arr, b',"')
+    if not holding.any():
         return arr
+    needs = pa.array(holding)
     subset = pc.filter(arr, needs)
     return pc.replace_with_mask(arr, needs, join_text('"', pc.replace_substring(subset, '"', '""'), '"'))
 

@@ -129,3 +129,33 @@ def test_a_record_of_empty_values_is_kept_and_a_blank_line_is_not(tmp_path):
     df = read_text_csv(p)
     assert df[["a", "b", "c"]].values.tolist() == [["1", "2", "3"], ["4", "5", "6"]]
     assert list(df["_line"]) == [2, 4]
+
+
+plain_text = st.one_of(
+    st.integers(0, 10**15).map(lambda c: f"{c // 100}.{c % 100:02d}"),
+    st.text(alphabet="0123456789.-$,\x00\u0663 ", max_size=18),
+    st.sampled_from(["0.00", "0000000000001.00", "1234567890123.45", "12345678901234.45", ".50", "1."]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(plain_text, st.none()), min_size=1, max_size=40), st.integers(0, 3))
+def test_plain_amounts_read_from_bytes_agree_with_the_pattern(values, cut):
+    """The byte reading of ``\\d{1,13}\\.\\d{2}`` claims only values the pattern matches,
+    with their exact cents, and all of them when the column is ASCII of at most 16 bytes
+    (else the pattern decides); sliced arrays and nulls included."""
+    import re
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from caselle_ic.tabular.values import _unsigned_plain_cents
+
+    arr = pa.array(["9.99"] * cut + values, type=pa.large_string()).slice(cut)
+    ok, cents = _unsigned_plain_cents(arr)
+    short_ascii = all(v is None or (v.isascii() and len(v) <= 16) for v in values)
+    for i, v in enumerate(values):
+        expect = v is not None and re.fullmatch(r"[0-9]{1,13}\.[0-9]{2}", v) is not None
+        assert bool(ok[i]) == (expect and short_ascii), v
+        if ok[i]:
+            assert int(cents[i]) == int(Decimal(v) * 100), v

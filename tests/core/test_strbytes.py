@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caselle_ic.tabular.strbytes import (
     any_byte_between,
@@ -11,6 +13,7 @@ from caselle_ic.tabular.strbytes import (
     edge_bytes,
     fixed_width_rows,
     form_matches,
+    holding_any,
     may_repeat,
 )
 from caselle_ic.tabular.values import trimmed
@@ -70,3 +73,12 @@ def test_form_matches_per_value_and_per_chunk():
     assert got.tolist() == [True, True, False, False, False, False, False]
     # a chunk of only matching values is decided in one comparison
     assert form_matches(pa.array(["ab-12", "cd-34"], pa.large_string()), classes, b"xx-xx").all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet='ab,"é\n ', max_size=6), st.none()), max_size=30))
+def test_holding_any_is_a_substring_test(values):
+    arr = pa.array([',"x', *values], type=pa.large_string()).slice(1)
+    expect = [v is not None and ("," in v or '"' in v) for v in values]
+    assert holding_any(arr, b',"').tolist() == expect
+    assert holding_any(chunked(values), b',"').tolist() == expect
