@@ -306,6 +306,10 @@ def _record_frames(
     IH and CR are built (on a big extract this is where a run peaks), so this consumes
     ``checked.line_frame`` (left empty, with its columns) and leaves ``checked.statements``
     with the one column the file header still needs."""
+    # of the parsed lines the ID records read their sources only (line_type is in ``rules``)
+    sources = {f.source for f in record_fields("ID")}
+    checked.line_frame = checked.line_frame[[c for c in checked.line_frame.columns if c in sources]]
+    release_freed()
     id_frame = _frames(checked, cfg, rules, ["ID"])[0]
     checked.running = checked.running[:0].copy()
     # new empty columns: an empty slice (even copied) keeps the Arrow arrays it came from
