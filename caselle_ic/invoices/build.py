@@ -34,12 +34,15 @@ from caselle_ic.result import InvoiceCount
 from caselle_ic.schemas.invoices import (
     ACCOUNT_CLEAN,
     BAD_DATE,
+    STRING,
     FieldSpec,
     record_fields,
     record_schema,
     validate,
 )
+from caselle_ic.tabular.memory import release_freed
 from caselle_ic.tabular.parallel import column_map
+from caselle_ic.tabular.rules import FrameRules
 from caselle_ic.tabular.values import (
     arrow_strings,
     format_cents,
@@ -303,27 +306,60 @@ def _record_frames(
     IH and CR are built (on a big extract this is where a run peaks), so this consumes
     ``checked.line_frame`` (left empty, with its columns) and leaves ``checked.statements``
     with the one column the file header still needs."""
+    # of the parsed lines the ID records read their sources only (line_type is in ``rules``)
+    sources = {f.source for f in record_fields("ID")}
+    checked.line_frame = checked.line_frame[[c for c in checked.line_frame.columns if c in sources]]
+    release_freed()
     id_frame = _frames(checked, cfg, rules, ["ID"])[0]
-    checked.line_frame = checked.line_frame.iloc[0:0].copy()  # a copy: a slice keeps the arrays
+    checked.running = checked.running[:0].copy()
+    # new empty columns: an empty slice (even copied) keeps the Arrow arrays it came from
+    lines = checked.line_frame
+    checked.line_frame = pd.DataFrame({c: pd.Series([], dtype=lines[c].dtype) for c in lines.columns})
+    del lines
+    release_freed()
     ih, cr = _frames(checked, cfg, rules, ["IH", "CR"])
     # the records are validated next: of the parsed statements only the balance is still used
     checked.statements = checked.statements[[TOTAL_SOURCE]].copy()
     return ih, cr, id_frame
 
 
+def _rules(kind: str, cfg: BillerConfig, columns: list[str] | None = None) -> FrameRules:
+    """The rules of a record type's frame; of ``columns`` only, when given (in field order)."""
+    rules = record_schema(kind, cfg.invoice_file.message_field_length, cfg.invoice_file.encoding)
+    if columns is None:
+        return rules
+    kept = tuple(c for c in rules.columns if c.name in set(columns))
+    return FrameRules(rules.name, kept, rules.checks, strict=rules.strict, ordered=rules.ordered)
+
+
+def _written_fields(kind: str, cfg: BillerConfig) -> list[FieldSpec]:
+    """The fields of a record type its frame holds. A ``const:`` field whose value passes
+    its rules is left out: the writer writes ``f.const`` as it is, and a column of a
+    million copies of "ID" would be checked and never read (on a million statements,
+    150 MB of the build's peak). A constant that fails would fail on every row, so then
+    it is built and checked like any other field (the same reasons, in the same order)."""
+    fields = record_fields(kind)
+    consts = [f for f in fields if f.const is not None]
+    one = pd.DataFrame({f.ic_field: pd.Series([f.const], dtype=STRING) for f in consts})
+    if not consts or len(validate(_rules(kind, cfg, list(one.columns)), one)):
+        return fields
+    return [f for f in fields if f.const is None]
+
+
 def _frames(
     checked: CheckedExtract, cfg: BillerConfig, rules: RuleColumns, kinds: list[str]
 ) -> list[pd.DataFrame]:
-    fields = [f for kind in kinds for f in record_fields(kind)]
+    written = {kind: _written_fields(kind, cfg) for kind in kinds}
+    fields = [f for kind in kinds for f in written[kind]]
     columns = column_map(lambda f: _field_column(f, checked, cfg, rules), fields)
     computed = dict(zip(((f.record, f.ic_field) for f in fields), columns, strict=True))
     del columns
-    statements = pd.Index(np.arange(checked.n_statements, dtype=np.int64))
+    statements = pd.Index(np.arange(checked.n_statements, dtype=np.int64), copy=False)
     return [
         _frame(
-            record_fields(kind),
-            {f.ic_field: computed[(kind, f.ic_field)] for f in record_fields(kind)},
-            pd.Index(checked.line_rows) if kind == "ID" else statements,
+            written[kind],
+            {f.ic_field: computed[(kind, f.ic_field)] for f in written[kind]},
+            pd.Index(checked.line_rows, copy=False) if kind == "ID" else statements,
         )
         for kind in kinds
     ]
@@ -338,11 +374,9 @@ def _quarantine_failed_records(
     """Validates every record against the field map (the three record types side by side),
     so a failing record quarantines its statement: adds the reasons to ``checked`` and
     marks ``bad`` in place (failures of statements already quarantined add nothing)."""
-    width = cfg.invoice_file.message_field_length
-    encoding = cfg.invoice_file.encoding
     ih, cr, id_frame = frames
     failed_ih, failed_cr, failed_id = column_map(
-        lambda item: validate(record_schema(item[0], width, encoding), item[1], prefix=f"{item[0]}."),
+        lambda item: validate(_rules(item[0], cfg, list(item[1].columns)), item[1], prefix=f"{item[0]}."),
         [("IH", ih), ("CR", cr), ("ID", id_frame)],
     )
     late = Reasons()

@@ -24,7 +24,9 @@ Money is int64 cents throughout; everything is column-at-a-time (Arrow compute, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,7 @@ from caselle_ic.schemas.invoices import (
     validate,
 )
 from caselle_ic.tabular.csvin import LINE
+from caselle_ic.tabular.memory import release_freed
 from caselle_ic.tabular.output import REASON
 from caselle_ic.tabular.parallel import column_map
 from caselle_ic.tabular.values import format_cents, string_series
@@ -93,10 +96,8 @@ class CheckedExtract:
     n_rows: int
     codes: np.ndarray  # statement id of each input row (0.. in order of first appearance)
     lines: np.ndarray  # physical line of each input row
-    raw_rows: pa.Table  # statement-level text as read, reduced (ExtractText.statements)
-    rep: np.ndarray  # per input row: its row of raw_rows
+    row_text: Callable[[np.ndarray], pa.Table]  # input rows -> their text as read (rejects)
     statements: pd.DataFrame  # parsed statement-level values, index = statement id
-    line_raw: pa.Table  # line-level text as read, every input row
     line_rows: np.ndarray  # input rows that carry activity, in file order of records
     line_frame: pd.DataFrame  # parsed activity lines, index = input row, same order
     line_start: np.ndarray  # per statement: first position in line_rows
@@ -112,7 +113,8 @@ class CheckedExtract:
 
 
 def check_extract(extract: ExtractText, cfg: BillerConfig) -> CheckedExtract:
-    """Group, parse, validate and reconcile the statements of an extract."""
+    """Group, parse, validate and reconcile the statements of an extract. Consumes the
+    text of an extract read in ranges (``extract.reread``): it is read again for the rejects."""
     n = extract.num_rows
     reasons = Reasons()
     kept_codes, order, sorted_codes, first_kept = group_rows(extract.statements.column("account_number"))
@@ -121,18 +123,24 @@ def check_extract(extract: ExtractText, cfg: BillerConfig) -> CheckedExtract:
     statements = _checked_statements(
         _statement_text(extract.statements, order, sorted_codes, first_kept, reasons), k, reasons
     )
-    line_raw, lines, line_rows, has = _checked_lines(extract.line_table, reasons)
+    # A file read in ranges gives the rejects their text from the file again: the text
+    # read is released as soon as it is parsed (what the parsed values share stays).
+    consume = extract.reread is not None
+    if consume:
+        extract.statements = extract.statements.schema.empty_table()
+    lines, line_rows, has = _checked_lines(extract.line_table, reasons)
+    if consume:
+        extract.line_table = extract.line_table.schema.empty_table()
     lines, line_rows, lc, line_start, line_count = _ordered_lines(codes, lines, line_rows, k)
     running = _running_balance(statements, lines, lc, line_start, line_count, reasons)
+    release_freed()  # the parse's temporaries: the record build comes next
     return CheckedExtract(
         path=extract.path,
         n_rows=n,
         codes=codes,
         lines=extract.lines,
-        raw_rows=extract.statements,
-        rep=extract.rep,
+        row_text=extract.reread or partial(_kept_text, extract.statements, extract.rep, extract.line_table),
         statements=statements,
-        line_raw=line_raw,
         line_rows=line_rows,
         line_frame=lines,
         line_start=line_start,
@@ -171,25 +179,30 @@ def _statement_text(
 
 def _checked_statements(raw_statements: pa.Table, k: int, reasons: Reasons) -> pd.DataFrame:
     """Statement-level values parsed and validated once per statement, not once per row."""
-    statements = statement_frame(raw_statements, pd.Index(np.arange(k, dtype=np.int64)))
+    statements = statement_frame(raw_statements, pd.Index(np.arange(k, dtype=np.int64), copy=False))
     reasons.statement_series(validate(statement_schema(), statements))
     return statements
 
 
-def _checked_lines(
-    line_raw: pa.Table, reasons: Reasons
-) -> tuple[pa.Table, pd.DataFrame, np.ndarray, np.ndarray]:
+def _kept_text(statements: pa.Table, rep: np.ndarray, line_table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The text of input ``rows`` as read, from the text the read kept (a file read whole)."""
+    columns = {c: take(statements.column(c), rep[rows]) for c in STATEMENT_COLUMNS}
+    columns |= {c: take(line_table.column(c), rows) for c in LINE_COLUMNS}
+    return pa.table(columns)
+
+
+def _checked_lines(line_raw: pa.Table, reasons: Reasons) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Activity lines parsed and validated: only the rows that carry any line column make
-    an ID record. Returns the line text, the parsed lines, their rows, and which rows have one."""
+    an ID record. Returns the parsed lines, their rows, and which rows have one."""
     n = line_raw.num_rows
-    lines = line_frame(line_raw, pd.Index(np.arange(n, dtype=np.int64)))
+    lines = line_frame(line_raw, pd.Index(np.arange(n, dtype=np.int64), copy=False))
     has = has_activity(lines)
     all_rows = bool(has.all())
     line_rows = np.arange(n, dtype=np.int64) if all_rows else np.flatnonzero(has)
     if not all_rows:
         lines = lines.iloc[line_rows]
     reasons.rows(validate(line_schema(), lines))
-    return line_raw, lines, line_rows, has
+    return lines, line_rows, has
 
 
 def _ordered_lines(
@@ -265,10 +278,8 @@ def quarantined_rows(checked: CheckedExtract, bad_statements: np.ndarray) -> pd.
         return pd.DataFrame({c: pd.Series([], dtype="string") for c in [*columns, LINE, REASON]})
     rows = np.flatnonzero(np.isin(checked.codes, bad_statements))
     codes = checked.codes[rows]
-    reps = checked.rep[rows]  # each row's own statement-level text, as read
-    stmt_cols = {c: string_series(take(checked.raw_rows.column(c), reps)) for c in STATEMENT_COLUMNS}
-    line_cols = {c: string_series(take(checked.line_raw.column(c), rows)) for c in LINE_COLUMNS}
-    frame = pd.DataFrame({c: (stmt_cols | line_cols)[c] for c in columns})
+    text = checked.row_text(rows)  # each row's own text, as read
+    frame = pd.DataFrame({c: string_series(text.column(c)) for c in columns})
     frame.index = pd.Index(rows)
     frame[LINE] = checked.lines[rows]
 

@@ -7,14 +7,20 @@ is reduced at once: of the rows of one account, a row is kept only when it is th
 account's first in the range or when one of its statement-level values differs from the
 account's previous row; every input row keeps the index of the kept row that holds its
 values (``rep``). Nothing is lost: the statement-level text of any input row is
-``statements[rep[row]]`` (the rejects file is written from it), and the values that
-differ between the lines of a statement are still side by side for
-:func:`caselle_ic.invoices.checks.check_extract` to find.
+``statements[rep[row]]``, and the values that differ between the lines of a statement are
+still side by side for :func:`caselle_ic.invoices.checks.check_extract` to find.
+
+The rejects file needs the text of the quarantined rows only, as read. A file read in
+ranges keeps where each row starts (``starts``, 8 bytes a row) and reads those rows again
+(``reread``), so the run need not hold every row's text until the end; a file read whole
+(another encoding, a quoted line break) keeps its text as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +31,9 @@ from caselle_ic.config.model import BillerConfig
 from caselle_ic.invoices.columns import LINE_COLUMNS, SPEC, STATEMENT_COLUMNS, as_numpy, large_strings, take
 from caselle_ic.schemas.invoices import extract_names, required_extract_columns
 from caselle_ic.tabular.csvin import TextTable
+from caselle_ic.tabular.memory import release_freed
 from caselle_ic.tabular.parallel import column_map
-from caselle_ic.tabular.ranges import read_text_ranges
+from caselle_ic.tabular.ranges import read_rows, read_text_ranges
 
 
 @dataclass
@@ -39,6 +46,10 @@ class ExtractText:
     rep: np.ndarray  # per input row: the kept row that holds its statement-level text
     line_table: pa.Table  # line-level columns (large_string) of every input row
     lines: np.ndarray  # physical line of each input row
+    #: read in ranges: each row's byte offset in the file, then the end of the last row
+    starts: np.ndarray | None = None
+    #: read in ranges: rows -> their text as read (every column), read again from the file
+    reread: Callable[[np.ndarray], pa.Table] | None = None
 
     @property
     def num_rows(self) -> int:
@@ -57,7 +68,20 @@ def read_extract(path: str | Path, cfg: BillerConfig) -> ExtractText:
         known=extract_names(),
         what="statement extract",
     )
-    return pieces[0] if len(pieces) == 1 else _joined(pieces)
+    text = pieces[0] if len(pieces) == 1 else _joined(pieces)
+    del pieces
+    release_freed()  # the ranges' temporaries
+    if text.starts is not None:
+        text.reread = partial(
+            read_rows,
+            path,
+            text.starts,
+            encoding=cfg.extract.encoding,
+            column_map=cfg.extract.columns,
+            required=required_extract_columns(),
+            known=extract_names(),
+        )
+    return text
 
 
 def _joined(pieces: list[ExtractText]) -> ExtractText:
@@ -89,7 +113,16 @@ def _joined(pieces: list[ExtractText]) -> ExtractText:
         rep=np.concatenate(reps),
         line_table=pa.concat_tables([p.line_table for p in pieces]),
         lines=np.concatenate([p.lines for p in pieces]),
+        starts=_joined_starts(pieces),
     )
+
+
+def _joined_starts(pieces: list[ExtractText]) -> np.ndarray | None:
+    """Each range's row offsets, then the end of the last range (ranges are back to back)."""
+    starts = [p.starts for p in pieces if p.starts is not None]
+    if len(starts) < len(pieces):
+        return None
+    return np.concatenate([*(s[:-1] for s in starts), starts[-1][-1:]])
 
 
 def group_rows(accounts: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
@@ -163,4 +196,5 @@ def reduce_rows(piece: TextTable) -> ExtractText:
         rep=rep.astype(np.int64),
         line_table=line_table,
         lines=piece.lines,
+        starts=piece.starts,
     )

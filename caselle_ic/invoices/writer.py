@@ -38,8 +38,9 @@ from caselle_ic.tabular.text import clean_text  # the one rule shared with the l
 from caselle_ic.tabular.values import arrow_strings, lstr
 
 FILE_PREFIX = "INVCLD_CSLSTMT101_"
-#: Statements per block written (bounds memory; large enough to amortise the calls).
-BLOCK = 100_000
+#: Statements per block written (bounds memory: three blocks are in flight while one is
+#: written; large enough to amortise the calls).
+BLOCK = 50_000
 
 
 def invoice_file_name(now: datetime) -> str:

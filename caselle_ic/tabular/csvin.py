@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from caselle_ic.errors import InputError, file_problem
+from caselle_ic.tabular.breaks import line_break_counts
 from caselle_ic.tabular.values import empty_strings, string_series
 
 LINE = "_line"
@@ -108,43 +109,6 @@ def has_empty_records(table: pa.Table) -> bool:
     for column in table.columns[1:]:
         empty &= pc.equal(pc.binary_length(pc.take(column, rows)), 0).to_numpy(zero_copy_only=False)
     return bool(empty.any())
-
-
-def _count_line_feeds(path: Path) -> int:
-    return _line_break_counts(path)[0]
-
-
-def _line_break_counts(path: Path) -> tuple[int, int, int]:
-    """(line feeds, carriage returns, CR+LF pairs) in the file. Read in blocks (a memory
-    map would count the whole file in this process's resident set); numpy releases the
-    GIL, so this runs beside the Arrow read."""
-    lf = cr = crlf = 0
-    prev_cr = False
-    block = bytearray(1 << 24)
-    with path.open("rb", buffering=0) as fh:
-        while n := fh.readinto(block):
-            chunk = np.frombuffer(block, dtype=np.uint8, count=n)
-            a, b, c = break_counts(chunk)
-            lf, cr, crlf = lf + a, cr + b, crlf + c + int(prev_cr and chunk[0] == 10)
-            prev_cr = bool(chunk[-1] == 13)
-            del chunk
-    return lf, cr, crlf
-
-
-def break_counts(raw: np.ndarray, step: int = 1 << 18) -> tuple[int, int, int]:
-    """(line feeds, carriage returns, CR+LF pairs) in a block of bytes, a slice that fits
-    the CPU cache at a time (ten times faster than whole-block temporaries)."""
-    lf = cr = crlf = 0
-    for at in range(0, len(raw), step):
-        chunk = raw[at : at + step + 1]  # one byte of overlap: a CR+LF across slices
-        is_lf = chunk == 10
-        is_cr = chunk == 13
-        lf += int(np.count_nonzero(is_lf[:step]))
-        n_cr = int(np.count_nonzero(is_cr[:step]))
-        if n_cr:
-            cr += n_cr
-            crlf += int(np.count_nonzero(is_cr[:-1] & is_lf[1:]))
-    return lf, cr, crlf
 
 
 def read_arrow(
@@ -349,6 +313,8 @@ class TextTable:
     table: pa.Table
     lines: np.ndarray
     present: list[str] = field(default_factory=list)  # canonical columns the header had
+    #: a read in ranges: each record's byte offset in the file, then the end of the last
+    starts: np.ndarray | None = None
 
     @property
     def num_rows(self) -> int:
@@ -415,7 +381,7 @@ def read_text_table(
     # Otherwise -- or when the fast read fails -- the file is read again with
     # ``newlines_in_values``, which lexes quotes serially.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="line-breaks") as pool:
-        counting = pool.submit(_line_break_counts, p) if utf8 else None
+        counting = pool.submit(line_break_counts, p) if utf8 else None
         try:
             table = read_arrow(
                 p, encoding, header, keep_blank_lines=strict, check_utf8=utf8, newlines_in_values=False
@@ -446,7 +412,7 @@ def read_text_table(
     if strict:
         no_blank_lines = True
     else:
-        feeds = (counts[0] if counts else _count_line_feeds(p)) if line_feeds is None else line_feeds
+        feeds = (counts or line_break_counts(p))[0] if line_feeds is None else line_feeds
         no_blank_lines = feeds - _trailing_line_feeds(p) == table.num_rows
 
     keep, source = canonical_columns(p, table.column_names, aliases, required, known)

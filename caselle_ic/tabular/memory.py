@@ -52,3 +52,16 @@ def _glibc_large_arrays_mapped() -> None:
         libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
     except (OSError, AttributeError):  # pragma: no cover - not glibc
         return
+
+
+def release_freed() -> None:
+    """Hand the heap memory numpy has freed back to the system (glibc ``malloc_trim``).
+
+    glibc keeps freed arrays below its mmap threshold (which grows to 32 MiB) in its heaps,
+    where they count in the resident set until reused; a step that allocated and freed
+    gigabytes of temporaries is followed by one that needs them no more. A few
+    milliseconds; on a million statements 150 MB less held into the record build."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return

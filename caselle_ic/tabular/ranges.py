@@ -28,9 +28,9 @@ import numpy as np
 import pyarrow as pa
 
 from caselle_ic.errors import InputError, file_problem
+from caselle_ic.tabular.breaks import break_counts
 from caselle_ic.tabular.csvin import (
     TextTable,
-    break_counts,
     canonical_columns,
     has_empty_records,
     normalize_header,
@@ -127,7 +127,9 @@ def _ranged(
             if pos + cut < size:
                 ahead = io.submit(os.pread, fh.fileno(), RANGE_BYTES, pos + cut)
             raw = np.frombuffer(data, dtype=np.uint8, count=cut)
-            table = _read_range(p, pa.py_buffer(data).slice(0, cut), raw, names, encoding)
+            feeds: list[np.ndarray] = []
+            table = _read_range(p, pa.py_buffer(data).slice(0, cut), raw, names, encoding, feeds)
+            ends_in_feed = bool(raw[-1] == 10)
             del raw, data
             if table is None:
                 return None
@@ -136,17 +138,24 @@ def _ranged(
                 scan_values(table, lines, p)
             except InputError:
                 return None
-            pieces.append(reduce(text_table(p, table, lines, keep, source)))
-            del table
+            piece = text_table(p, table, lines, keep, source)
+            # where each record starts, and where the range ends: the rejects are read again
+            # from these bytes instead of the run holding every row's text (read_rows)
+            piece.starts = np.concatenate([[pos], pos + 1 + np.concatenate(feeds)]).astype(np.int64)
+            if not ends_in_feed:
+                piece.starts = np.append(piece.starts, pos + cut)
+            pieces.append(reduce(piece))
+            del table, piece
             pos += cut
             row += len(lines)
     return pieces
 
 
 def _read_range(
-    p: Path, data: pa.Buffer, raw: np.ndarray, names: list[str], encoding: str
+    p: Path, data: pa.Buffer, raw: np.ndarray, names: list[str], encoding: str, feeds: list[np.ndarray]
 ) -> pa.Table | None:
-    """One range read as text, or None unless it is provably one record per line."""
+    """One range read as text, or None unless it is provably one record per line;
+    ``feeds`` collects where its line feeds are."""
     try:
         table = read_arrow(
             pa.BufferReader(data),
@@ -159,8 +168,63 @@ def _read_range(
         )
     except pa.ArrowInvalid:
         return None
-    counts = break_counts(raw)
+    counts = break_counts(raw, feeds_at=feeds)
     record_line_feeds = counts[0] + (0 if len(raw) and raw[-1] == 10 else 1)  # the last may lack one
     if has_empty_records(table) or not one_line_per_record(table, counts, record_line_feeds):
         return None
+    return table
+
+
+def read_rows(
+    path: str | Path,
+    starts: np.ndarray,
+    rows: np.ndarray,
+    *,
+    encoding: str = "utf-8",
+    column_map: Mapping[str, str] | None = None,
+    required: Iterable[str] = (),
+    known: Iterable[str] | None = None,
+) -> pa.Table:
+    """The records ``rows`` (increasing) of a file :func:`read_text_ranges` read, read again
+    from their bytes (``starts``: the ``TextTable.starts`` of the whole file) with the same
+    reader: the same text, canonical columns. For the few rows a run sends back (the
+    rejects) without holding every row's text until then. InputError when the file is not
+    the one read any more."""
+    p = Path(path)
+    found = _header(p, encoding)
+    if found is None or p.stat().st_size != int(starts[-1]):
+        raise InputError("the file changed while it was being processed; run again", file=p)
+    names = found[0]
+    aliases = {normalize_header(k): v.strip().lower() for k, v in (column_map or {}).items()}
+    keep, source = canonical_columns(p, names, aliases, required, known)
+    rows = np.asarray(rows, dtype=np.int64)
+    # runs of adjacent rows are read with one call; at most a range's bytes parsed at once
+    run_at = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1] + 1]) if len(rows) else rows
+    first, last = rows[run_at], rows[np.r_[run_at[1:], len(rows)] - 1] if len(rows) else rows
+    tables = [pa.table({n: pa.array([], pa.string()) for n in names})]
+    with p.open("rb", buffering=0) as fh:
+        batch: list[bytes] = []
+        size = wanted = 0
+        for a, b in zip(first.tolist(), last.tolist(), strict=True):
+            batch.append(os.pread(fh.fileno(), int(starts[b + 1] - starts[a]), int(starts[a])))
+            size, wanted = size + len(batch[-1]), wanted + b - a + 1
+            if size >= RANGE_BYTES or b == last[-1]:
+                tables.append(_reread(p, b"".join(batch), names, encoding, wanted))
+                batch, size, wanted = [], 0, 0
+    lines = np.zeros(len(rows), dtype=np.int64)  # not used: the caller has the lines
+    return text_table(p, pa.concat_tables(tables), lines, keep, source).table
+
+
+def _reread(p: Path, data: bytes, names: list[str], encoding: str, wanted: int) -> pa.Table:
+    table = read_arrow(
+        pa.BufferReader(data),
+        encoding,
+        names,
+        keep_blank_lines=True,
+        check_utf8=True,
+        newlines_in_values=False,
+        header_given=True,
+    )
+    if table.num_rows != wanted:
+        raise InputError("the file changed while it was being processed; run again", file=p)
     return table

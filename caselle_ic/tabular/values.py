@@ -402,8 +402,10 @@ def format_dates_array(d: np.ndarray, *, pad: bool = True) -> pa.Array:
     Formats each distinct date once (a cycle has a handful) and maps them back."""
     days = d.astype("datetime64[D]")
     na = np.isnat(days)
-    codes, uniq = pd.factorize(np.where(na, np.datetime64("1970-01-01"), days))
-    inverse = np.asarray(codes)
+    # no copies of a million-line column beyond what is needed: they add to the run's peak
+    codes, uniq = pd.factorize(np.where(na, np.datetime64("1970-01-01"), days) if na.any() else days)
+    del days
+    inverse = np.asarray(codes, dtype=np.int64)
     uniq = np.asarray(uniq, dtype="datetime64[D]")
     months = uniq.astype("datetime64[M]")
     years = uniq.astype("datetime64[Y]").astype(np.int64) + 1970
@@ -412,7 +414,7 @@ def format_dates_array(d: np.ndarray, *, pad: bool = True) -> pa.Array:
     fmt = "{m:02d}/{d:02d}/{y:04d}" if pad else "{m}/{d}/{y:04d}"
     texts = [fmt.format(m=m, d=dd, y=y) for y, m, dd in zip(years, month, day, strict=True)]
     table = pa.array(texts, pa.large_string())
-    out = pc.take(table, pa.array(inverse.reshape(-1).astype(np.int64)))
+    out = pc.take(table, pa.array(inverse.reshape(-1)))
     if na.any():
         out = pc.if_else(pa.array(na), pa.scalar("", pa.large_string()), out)
     return out

@@ -89,7 +89,8 @@ def test_fast_read_is_refused_when_a_block_cut_hid_a_quoted_line_break(tmp_path)
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from caselle_ic.tabular.csvin import _line_break_counts, _one_line_per_record
+    from caselle_ic.tabular.breaks import line_break_counts
+    from caselle_ic.tabular.csvin import _one_line_per_record
 
     rows = ["a,b,c"] + [f"{i},xxxxxxxxxx,3" for i in range(20)]
     rows[10] = '9,"line1\nfoo,bar",3'
@@ -111,15 +112,15 @@ def test_fast_read_is_refused_when_a_block_cut_hid_a_quoted_line_break(tmp_path)
             silent.append(table)
     assert silent, "no block size misparses: the premise of this test is gone"
     for misread in silent:
-        assert not _one_line_per_record(p, misread, _line_break_counts(p))
+        assert not _one_line_per_record(p, misread, line_break_counts(p))
     df = read_text_csv(p)
     assert df["b"].iloc[9] == "line1\nfoo,bar" and list(df["_line"])[9:11] == [11, 13]
 
 
 @pytest.mark.parametrize("data", [b"a,b\r\n1,2\r\n3,4\r\n", b"a,b\n1,2\n3,4", b'a,b\r\n1,"x\ry"\r\n3,4\r\n'])
 def test_line_break_counts(tmp_path, data):
-    from caselle_ic.tabular.csvin import _line_break_counts
+    from caselle_ic.tabular.breaks import line_break_counts
 
     p = tmp_path / "x.csv"
     p.write_bytes(data)
-    assert _line_break_counts(p) == (data.count(b"\n"), data.count(b"\r"), data.count(b"\r\n"))
+    assert line_break_counts(p) == (data.count(b"\n"), data.count(b"\r"), data.count(b"\r\n"))
