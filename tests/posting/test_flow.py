@@ -112,10 +112,15 @@ def test_a_failing_in_flow_step_fails_the_run_and_names_the_step(
         time.sleep(0.5)
 
 
-def test_a_pickup_opens_the_ledger_once(prefect_harness, fifty_emu: EmulatorProcess, fifty_toml: Path):
+def test_a_pickup_opens_the_ledger_once(
+    prefect_harness, fifty_emu: EmulatorProcess, fifty_toml: Path, caplog
+):
     """A payments pickup of two exports (two daily-payments subflows): its claims and both
     pipeline runs use one engine, counted on the real run as connection pools that connected
-    (SQLAlchemy's ``first_connect``, once per engine); every payment posted once."""
+    (SQLAlchemy's ``first_connect``, once per engine), and the subflows read the biller file
+    no more (the pickup reads it twice: its run name, its run); every payment posted once."""
+    import logging
+
     import sqlalchemy as sa
 
     from caselle_ic.config.model import load_config
@@ -132,9 +137,12 @@ def test_a_pickup_opens_the_ledger_once(prefect_harness, fifty_emu: EmulatorProc
 
     sa.event.listen(sa.pool.Pool, "first_connect", connected)
     try:
-        state = payments_inbox(config=str(fifty_toml), settle_seconds=0, return_state=True)
+        with caplog.at_level(logging.DEBUG, logger="caselle_ic.config.model"):
+            state = payments_inbox(config=str(fifty_toml), settle_seconds=0, return_state=True)
     finally:
         sa.event.remove(sa.pool.Pool, "first_connect", connected)
+    loads = [r for r in caplog.records if r.getMessage().startswith("loaded the biller file")]
+    assert len(loads) == 2, [r.getMessage() for r in loads]
     summary = state.result()
     assert state.is_completed() and [i["status"] for i in summary["files"]] == ["processed", "processed"]
     assert len(engines) == 1, engines
