@@ -35,11 +35,12 @@ biller run, from Prefect's state history and the ledger:
   claim), the subflow (its task runs summed beside it), subflow end -> run end
   (artifacts, archive, events);
 * pipeline: the pipeline's own record of its time, the ledger's ``runs`` row
-  (``started_at`` -> ``finished_at``, written by ``run_daily_payments``) plus the two steps
-  before the row is opened (``read-export``, ``resolve-payment-codes``: their task runs).
-  Nothing is added to the flows to time them. The row's window also holds the Prefect
-  task-run calls of the seven steps inside it, so "pipeline" is an upper bound and the
-  overhead a lower bound;
+  (``started_at`` -> ``finished_at``, written by ``run_daily_payments``) plus the steps
+  before the row is opened that are task runs (``read-export``; ``resolve-payment-codes``
+  too before it ran inside the flow run, a2149eb: since then its ~10 ms counts as
+  overhead). Nothing is added to the flows to time them. The row's window also holds the
+  Prefect task-run calls of the steps inside it that are tasks, so "pipeline" is an upper
+  bound and the overhead a lower bound;
 * overhead = run - pipeline (the headline, p50 / p95), and overhead + launch.
 
 Exactly once across the fleet: every payment GUID of every input file is one receipt in

@@ -99,9 +99,10 @@ class Kind:
         kwargs.update(params or {})
         try:
             if via_flow:
+                from caselle_ic.flows._common import lending_config
                 from caselle_ic.flows.unattended import subflow_without_heartbeat
 
-                with subflow_without_heartbeat():
+                with subflow_without_heartbeat(), lending_config(config):
                     return self.flow()(config=config_path(config), **kwargs)  # type: ignore[no-any-return]
             if self.steps and step is not None:
                 kwargs["step"] = step

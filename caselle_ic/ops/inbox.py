@@ -68,7 +68,7 @@ from caselle_ic.store.inbox_claims import (
 from caselle_ic.store.inbox_claims import (
     inbox_files as inbox_files,
 )
-from caselle_ic.store.ledger import biller_key
+from caselle_ic.store.ledger import biller_key, lending
 
 if TYPE_CHECKING:
     from caselle_ic.config.model import BillerConfig
@@ -168,7 +168,9 @@ def process_inbox(
         return report
     outbox.mkdir(parents=True, exist_ok=True)
 
-    with _store(ledger_url or default_ledger_url(cfg), stale_after_seconds) as store:
+    url = ledger_url or default_ledger_url(cfg)
+    # one engine for the claims and the pipelines the handler runs (open_ledger: lending)
+    with _store(url, stale_after_seconds) as store, lending(url, store.ledger):
         for w in mine:
             if (
                 limit is not None

@@ -20,6 +20,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,17 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 class Ledger:
-    """An open ledger database. Use :func:`open_ledger`."""
+    """An open ledger database. Use :func:`open_ledger`.
 
-    def __init__(self, engine: Engine, *, schema: str | None = None):
+    ``owned=False``: a view of an engine another caller opened and closes (:func:`lending`);
+    :meth:`close` leaves it open.
+    """
+
+    def __init__(self, engine: Engine, *, schema: str | None = None, owned: bool = True):
         self.engine = engine
         self.schema = schema
         self.url = mask_url(engine.url)
+        self.owned = owned
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"
@@ -114,7 +120,8 @@ class Ledger:
         return self.engine.dialect.name
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self.owned:
+            self.engine.dispose()
 
     def __enter__(self) -> Ledger:
         return self
@@ -258,12 +265,37 @@ def _ledger_error(url: str, exc: sa.exc.SQLAlchemyError) -> LedgerError:
     return LedgerError(f"the ledger database {url} failed: {type(orig).__name__}: {first}")
 
 
+#: The ledger lent to the code this context runs (:func:`lending`): (url, schema, ledger).
+_LENT: ContextVar[tuple[str, str | None, Ledger] | None] = ContextVar("caselle_ic_lent_ledger", default=None)
+
+
+@contextmanager
+def lending(url: str, ledger: Ledger, *, schema: str | None = None) -> Iterator[None]:
+    """Within this block, :func:`open_ledger` of the same ``url`` and ``schema`` in this
+    context returns a view of ``ledger``: the same engine, already migrated, whose ``close``
+    leaves the engine to its owner.
+
+    An inbox pickup opens the ledger once for its claims and lends it to the pipelines it
+    runs, in its thread (a subflow too): one engine and one connection pool per pickup, not
+    a second engine, connect and migration check per file.
+    """
+    token = _LENT.set((url, schema, ledger))
+    try:
+        yield
+    finally:
+        _LENT.reset(token)
+
+
 def open_ledger(url: str, *, schema: str | None = None) -> Ledger:
-    """Open the ledger at ``url``, creating or upgrading its schema.
+    """Open the ledger at ``url``, creating or upgrading its schema (or the lent one:
+    :func:`lending`).
 
     ``schema`` (PostgreSQL only) puts the tables in that schema, created if missing —
     tests use a unique schema each so they are isolated.
     """
+    lent = _LENT.get()
+    if lent is not None and lent[:2] == (url, schema):
+        return Ledger(lent[2].engine, schema=schema, owned=False)
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
@@ -308,6 +340,7 @@ __all__ = [
     "biller_key",
     "file_sha256",
     "ledger_url_for",
+    "lending",
     "open_ledger",
     "utc_text",
 ]
