@@ -82,3 +82,20 @@ def test_holding_any_is_a_substring_test(values):
     expect = [v is not None and ("," in v or '"' in v) for v in values]
     assert holding_any(arr, b',"').tolist() == expect
     assert holding_any(chunked(values), b',"').tolist() == expect
+
+
+@pytest.mark.parametrize("all_one_width", [True, False])
+def test_form_matches_in_blocks_past_a_block(all_one_width):
+    # more rows than one block (65,536), a mismatch in each block: both the one-width
+    # matrix path and the row-by-row gather are cut in blocks and must agree with a
+    # plain per-value test
+    import re
+
+    classes = bytes(ord("x") if chr(b).isalnum() else b for b in range(256))
+    base = ["ab-12", "cd-3!", "zz-99", "q-123" if all_one_width else "q-1234", ""]
+    values = [base[i % 5] if i % 7 else "ee-55" for i in range(150_001)]
+    if all_one_width:
+        values = [v if v else "aa-aa" for v in values]
+    got = form_matches(pa.array(values, pa.large_string()).slice(1), classes, b"xx-xx")
+    want = [bool(re.fullmatch(r"[A-Za-z0-9]{2}-[A-Za-z0-9]{2}", v)) for v in values[1:]]
+    assert got.tolist() == want
