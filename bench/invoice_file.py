@@ -72,7 +72,7 @@ wall, cpu = time.perf_counter(), time.process_time()
 def mark(name):
     global wall, cpu
     w, c = time.perf_counter(), time.process_time()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB -> MB, as the input
     steps[name] = {"wall": w - wall, "cpu": c - cpu, "peak_mb": peak}
     wall, cpu = w, c
 
@@ -116,7 +116,7 @@ def measure(
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "rss_mb": usage.ru_maxrss * 1024 / 1e6,  # KiB -> MB, as the input size
         "exit": code,
     }
 
