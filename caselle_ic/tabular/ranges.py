@@ -157,15 +157,7 @@ def _read_range(
     """One range read as text, or None unless it is provably one record per line;
     ``feeds`` collects where its line feeds are."""
     try:
-        table = read_arrow(
-            pa.BufferReader(data),
-            encoding,
-            names,
-            keep_blank_lines=True,
-            check_utf8=True,
-            newlines_in_values=False,
-            header_given=True,
-        )
+        table = _lines_as_read(data, names, encoding)
     except pa.ArrowInvalid:
         return None
     counts = break_counts(raw, feeds_at=feeds)
@@ -215,8 +207,9 @@ def read_rows(
     return text_table(p, pa.concat_tables(tables), lines, keep, source).table
 
 
-def _reread(p: Path, data: bytes, names: list[str], encoding: str, wanted: int) -> pa.Table:
-    table = read_arrow(
+def _lines_as_read(data: pa.Buffer | bytes, names: list[str], encoding: str) -> pa.Table:
+    """Lines known to hold one record each (a range, rejected rows read again), as text."""
+    return read_arrow(
         pa.BufferReader(data),
         encoding,
         names,
@@ -225,6 +218,10 @@ def _reread(p: Path, data: bytes, names: list[str], encoding: str, wanted: int) 
         newlines_in_values=False,
         header_given=True,
     )
+
+
+def _reread(p: Path, data: bytes, names: list[str], encoding: str, wanted: int) -> pa.Table:
+    table = _lines_as_read(data, names, encoding)
     if table.num_rows != wanted:
         raise InputError("the file changed while it was being processed; run again", file=p)
     return table
