@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from caselle_ic.emulator.process import EmulatorProcess
 from tests.posting.postkit import assert_exactly_once, dp, lb, write_export
@@ -32,19 +33,25 @@ async def _read(flow_run_id):
     return run, tasks, artifacts
 
 
-def test_daily_payments_flow(prefect_harness, fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path):
+def _run_daily(rows: list[dict[str, Any]], config: Path, tmp_path: Path) -> Any:
+    """``daily-payments`` on an export of ``rows`` into ``tmp_path``: its final state."""
     from caselle_ic.flows.payments import daily_payments
 
-    rows = [dp(i) for i in range(12)] + [lb(0)]
-    export = write_export(tmp_path / "pay.csv", rows)
-    state = daily_payments(
-        export=str(export),
-        config=str(fifty_toml),
+    return daily_payments(
+        export=str(write_export(tmp_path / "pay.csv", rows)),
+        config=str(config),
         out_dir=str(tmp_path / "out"),
         now="2026-11-03T07:00:00",
         ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}",
         return_state=True,
     )
+
+
+def test_daily_payments_flow(prefect_harness, fifty_emu: EmulatorProcess, fifty_toml: Path, tmp_path: Path):
+    from caselle_ic.flows.payments import daily_payments
+
+    rows = [dp(i) for i in range(12)] + [lb(0)]
+    state = _run_daily(rows, fifty_toml, tmp_path)
     result = state.result()
     assert result.exit_status == 0 and result.counts["posted"] == 12
     assert_exactly_once(fifty_emu, rows[:12], rows[12:], tmp_path / "out")
@@ -76,20 +83,11 @@ def test_a_failing_in_flow_step_fails_the_run_and_names_the_step(
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     from caselle_ic import failpoints
-    from caselle_ic.flows.payments import daily_payments
 
     monkeypatch.setattr(failpoints, "_hits", {})
     monkeypatch.setenv(failpoints.ENV, "raise:step.route-payments")
     rows = [dp(i, tag="red") for i in range(3)]
-    export = write_export(tmp_path / "pay.csv", rows)
-    state = daily_payments(
-        export=str(export),
-        config=str(fifty_toml),
-        out_dir=str(tmp_path / "out"),
-        now="2026-11-03T07:00:00",
-        ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}",
-        return_state=True,
-    )
+    state = _run_daily(rows, fifty_toml, tmp_path)
     assert state.is_failed() and "fail point step.route-payments" in str(state.message)
     assert not {r["payment_guid"] for r in rows} & {r["confirmation_number"] for r in fifty_emu.receipts()}
 
